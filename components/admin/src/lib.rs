@@ -1,0 +1,10 @@
+//! admin: every write to the catalog (private: reached only from catalog by service chaining).
+
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    let req = berth_spin::to_domain(req);
+    berth_spin::from_domain(berth_domain::envelope::not_implemented(&req, "admin"))
+}

@@ -1,0 +1,188 @@
+//! berth's bindings to Spin: the domain's `Db` and `Variables` over spin-sdk, request and
+//! response conversion, and local service chaining. Components stay a few lines each.
+
+use berth_domain::config::{Context, Variables};
+use berth_domain::db::{Db, DbError, Dialect, Rows, Value};
+use berth_domain::envelope::{Api, ApiError};
+use berth_domain::http::{Request, Response};
+use spin_sdk::http::{self as spin_http, Method};
+use spin_sdk::sqlite;
+
+/// Spin's SQLite database (`fermyon:spin/sqlite`).
+pub struct SpinSqlite(sqlite::Connection);
+
+impl Db for SpinSqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let params: Vec<sqlite::Value> = params.iter().map(to_sqlite).collect();
+        let result = self
+            .0
+            .execute(sql, &params)
+            .map_err(|e| DbError::from_message(format!("{e:?}")))?;
+        Ok(Rows {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|r| r.values.into_iter().map(from_sqlite).collect())
+                .collect(),
+        })
+    }
+}
+
+fn to_sqlite(v: &Value) -> sqlite::Value {
+    match v {
+        Value::Null => sqlite::Value::Null,
+        Value::Integer(i) => sqlite::Value::Integer(*i),
+        Value::Real(f) => sqlite::Value::Real(*f),
+        Value::Text(s) => sqlite::Value::Text(s.clone()),
+        Value::Blob(b) => sqlite::Value::Blob(b.clone()),
+    }
+}
+
+fn from_sqlite(v: sqlite::Value) -> Value {
+    match v {
+        sqlite::Value::Null => Value::Null,
+        sqlite::Value::Integer(i) => Value::Integer(i),
+        sqlite::Value::Real(f) => Value::Real(f),
+        sqlite::Value::Text(s) => Value::Text(s),
+        sqlite::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+/// Spin variables (`fermyon:spin/variables`); names are the component's variables.
+pub struct SpinVariables;
+
+impl Variables for SpinVariables {
+    fn get(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+}
+
+/// Opens the store the `store` variable selects.
+pub fn open_db() -> Result<Box<dyn Db>, ApiError> {
+    match SpinVariables.get("store").as_deref().unwrap_or("sqlite") {
+        "sqlite" | "" => sqlite::Connection::open_default()
+            .map(|c| Box::new(SpinSqlite(c)) as Box<dyn Db>)
+            .map_err(|e| ApiError::internal("opening the database", format!("{e:?}"))),
+        other => Err(ApiError::internal(
+            "opening the database",
+            format!("unknown store '{other}'"),
+        )),
+    }
+}
+
+fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(s) => s.to_ascii_uppercase(),
+    }
+}
+
+fn method_from_name(m: &str) -> Method {
+    match m {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "OPTIONS" => Method::Options,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_owned()),
+    }
+}
+
+pub fn to_domain(req: spin_http::Request) -> Request {
+    let headers = req
+        .headers()
+        .map(|(n, v)| {
+            (
+                n.to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Request {
+        method: method_name(req.method()),
+        path: req.path().to_owned(),
+        query: req.query().to_owned(),
+        headers,
+        body: req.into_body(),
+    }
+}
+
+pub fn from_domain(res: Response) -> spin_http::Response {
+    let mut builder = spin_http::Response::builder();
+    builder.status(res.status);
+    for (name, value) in res.headers {
+        builder.header(name, value);
+    }
+    builder.body(res.body).build()
+}
+
+/// Runs a domain handler with the database, variables and clock of this request.
+pub fn serve(req: &Request, handler: impl FnOnce(&Request, &Context<'_>) -> Response) -> Response {
+    let db = match open_db() {
+        Ok(db) => db,
+        Err(e) => return e.into_response(Api::for_path(&req.path)),
+    };
+    let ctx = Context {
+        db: db.as_ref(),
+        vars: &SpinVariables,
+        now: now_unix(),
+    };
+    handler(req, &ctx)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Forwards a request to another component of the app through Spin's local service
+/// chaining (`http://<component>.spin.internal`), no network hop involved.
+pub async fn forward(component: &str, req: &Request) -> Response {
+    let mut uri = format!("http://{component}.spin.internal{}", req.path);
+    if !req.query.is_empty() {
+        uri.push('?');
+        uri.push_str(&req.query);
+    }
+    let mut builder = spin_http::Request::builder();
+    builder.method(method_from_name(&req.method)).uri(uri);
+    for (name, value) in &req.headers {
+        // Spin sets its own spin-* headers for the chained request; `host` names the target.
+        if !name.starts_with("spin-") && !name.eq_ignore_ascii_case("host") {
+            builder.header(name.as_str(), value.as_str());
+        }
+    }
+    let outgoing = builder.body(req.body.clone()).build();
+    match spin_http::send::<_, spin_http::Response>(outgoing).await {
+        Ok(res) => Response {
+            status: *res.status(),
+            headers: res
+                .headers()
+                .map(|(n, v)| {
+                    (
+                        n.to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: res.into_body(),
+        },
+        Err(e) => ApiError::internal(&format!("forwarding to the {component} component"), e)
+            .into_response(Api::for_path(&req.path)),
+    }
+}

@@ -1,0 +1,158 @@
+//! The catalog component's routes: every read of both APIs. Writes on the same paths are
+//! forwarded to the private admin component (see [`forwards_to_admin`]).
+
+use serde_json::json;
+
+use crate::auth::{self, Caller};
+use crate::config::Context;
+use crate::envelope::{Api, ApiError, respond};
+use crate::http::{Request, Response};
+use crate::query::{ListQuery, View};
+use crate::{migrations, store, views};
+
+/// Non-GET requests on the shared image paths belong to the admin component.
+pub fn forwards_to_admin(req: &Request) -> bool {
+    req.method != "GET"
+        && (is_under(&req.path, "/api/v1/images") || is_under(&req.path, "/api/images"))
+}
+
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+pub fn handle(req: &Request, ctx: &Context<'_>) -> Response {
+    let api = Api::for_path(&req.path);
+    respond(api, route(req, ctx))
+}
+
+/// Authenticates the caller from the `Authorization` header.
+pub fn caller(req: &Request, ctx: &Context<'_>) -> Result<Caller, ApiError> {
+    auth::authenticate(req.header("authorization"), &ctx.var("jwt_secret"), ctx.now)
+        .map_err(|e| ApiError::unauthorized(e.to_string()))
+}
+
+/// Parses an `{id}` path segment.
+pub fn parse_id(segment: &str) -> Result<i64, ApiError> {
+    match segment.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::bad_param(
+            "id",
+            format!("'{segment}' is not a positive integer image id"),
+        )),
+    }
+}
+
+fn route(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
+    let caller = caller(req, ctx)?;
+    let segments = req.segments();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let read = |f: &dyn Fn() -> Result<Response, ApiError>| {
+        if req.method != "GET" {
+            return Err(ApiError::method_not_allowed(&req.method, "GET"));
+        }
+        migrations::ensure(ctx.db)?;
+        f()
+    };
+    match segments.as_slice() {
+        ["api", "v1", "images"] => read(&|| list_v1(req, ctx, &caller)),
+        ["api", "v1", "images", id] => read(&|| detail_v1(parse_id(id)?, ctx, &caller)),
+        ["api", "v1", "images", id, "importing-details"] => {
+            read(&|| parse_id(id).and(Err(ApiError::not_implemented("importing-details"))))
+        }
+        ["api", "images"] => read(&|| list_console(req, ctx, &caller)),
+        ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, &caller)),
+        ["api", "images", id, "versions"] => {
+            read(&|| versions_console(parse_id(id)?, ctx, &caller))
+        }
+        ["api", "v1", "harbor", "stats"] => {
+            read(&|| Err(ApiError::not_implemented("Harbor statistics")))
+        }
+        ["api", "v1", "openapi.json"] => {
+            read(&|| Err(ApiError::not_implemented("the OpenAPI document")))
+        }
+        _ => Err(ApiError::no_route(&req.method, &req.path)),
+    }
+}
+
+/// A visible image, or 404 (an invisible image is not revealed to exist).
+fn visible_image(
+    id: i64,
+    ctx: &Context<'_>,
+    caller: &Caller,
+) -> Result<crate::model::Image, ApiError> {
+    store::get(ctx.db, id)?
+        .filter(|i| store::can_see(caller, i))
+        .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))
+}
+
+fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let q = ListQuery::from_v1(&req.query_pairs())?;
+    let data = match q.view {
+        View::Default => {
+            let (images, total) = store::list(ctx.db, &q, caller)?;
+            json!({
+                "items": images.iter().map(views::v1_item).collect::<Vec<_>>(),
+                "pagination": {
+                    "page": q.page.number,
+                    "page_size": q.page.size,
+                    "total": total,
+                    "total_pages": q.page.total_pages(total),
+                },
+            })
+        }
+        View::Flat => {
+            let (images, total) = store::list(ctx.db, &q, caller)?;
+            json!({"totalCount": total, "images": images.iter().map(views::flat_item).collect::<Vec<_>>()})
+        }
+        View::Grouped => {
+            let (groups, total) = store::list_grouped(ctx.db, &q, caller)?;
+            let groups: Vec<_> = groups
+                .iter()
+                .map(|(reg, repo, imgs)| views::group(reg, repo, imgs))
+                .collect();
+            json!({"totalCount": total, "images": groups})
+        }
+    };
+    Ok(Api::V1.ok(data))
+}
+
+fn detail_v1(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let image = visible_image(id, ctx, caller)?;
+    let platforms = store::platforms(ctx.db, id)?;
+    Ok(Api::V1
+        .ok(views::v1_detail(&image, &platforms))
+        .with_header("etag", &etag(&image)))
+}
+
+/// The image's revision as an entity tag, for `If-Match` on writes.
+pub fn etag(image: &crate::model::Image) -> String {
+    format!("\"{}\"", image.revision)
+}
+
+fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let q = ListQuery::from_console(&req.query_pairs())?;
+    let (images, total) = store::list(ctx.db, &q, caller)?;
+    Ok(Api::Console.ok(json!({
+        "list": images.iter().map(views::console_item).collect::<Vec<_>>(),
+        "total": total,
+        "pageNo": q.page.number,
+        "pageSize": q.page.size,
+    })))
+}
+
+fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let image = visible_image(id, ctx, caller)?;
+    Ok(Api::Console
+        .ok(views::console_detail(&image))
+        .with_header("etag", &etag(&image)))
+}
+
+fn versions_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let image = visible_image(id, ctx, caller)?;
+    let versions = store::versions(ctx.db, &image, caller)?;
+    Ok(Api::Console.ok(json!({
+        "list": versions.iter().map(views::console_version).collect::<Vec<_>>(),
+        "total": versions.len(),
+    })))
+}

@@ -1,0 +1,15 @@
+//! berth's domain: everything the components do, as plain Rust behind small traits
+//! (a SQL connection, variables, an HTTP sender), so it is tested natively.
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod envelope;
+pub mod http;
+pub mod migrations;
+pub mod model;
+pub mod query;
+pub mod store;
+pub mod time;
+pub mod views;

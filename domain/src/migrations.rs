@@ -1,0 +1,196 @@
+//! Versioned schema migrations, applied by the components themselves, once, in order.
+//!
+//! Each component calls [`ensure`] before it touches the database. The applied versions are
+//! recorded in `schema_migrations`; pending ones run inside one write transaction that takes
+//! the write lock first (SQLite `BEGIN IMMEDIATE`, PostgreSQL advisory lock), so two instances
+//! starting together apply each migration exactly once.
+
+use crate::db::{Db, DbError, Dialect, with_write_tx};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_schema"),
+    migration!(2, "0002_official_images"),
+];
+
+impl Migration {
+    pub fn sql(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        }
+    }
+}
+
+/// Key of the PostgreSQL advisory lock that serializes migrations across replicas.
+const PG_MIGRATION_LOCK: i64 = 0x6265_7274_6800; // "berth"
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+fn applied_version(db: &dyn Db) -> Result<Option<i64>, DbError> {
+    match db.query("SELECT MAX(version) FROM schema_migrations", &[]) {
+        Ok(rows) => Ok(Some(rows.scalar_i64().unwrap_or(0))),
+        Err(DbError::Other(m)) if m.contains("schema_migrations") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies pending migrations. Cheap when the schema is current: one indexed query.
+pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
+    if applied_version(db)? == Some(latest_version()) {
+        return Ok(());
+    }
+    with_write_tx(db, || {
+        if db.dialect() == Dialect::Postgres {
+            db.execute(
+                &format!("SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})"),
+                &[],
+            )?;
+        }
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    BIGINT PRIMARY KEY,
+                name       TEXT NOT NULL,
+                applied_at TEXT NOT NULL
+            )",
+            &[],
+        )?;
+        // Re-read under the lock: another instance may have migrated meanwhile.
+        let current = applied_version(db)?.unwrap_or(0);
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            for statement in split_statements(m.sql(db.dialect())) {
+                db.execute(statement, &[])?;
+            }
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                &[
+                    m.version.into(),
+                    m.name.into(),
+                    crate::time::now_rfc3339().into(),
+                ],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Splits a migration file into statements on `;` at line ends, outside quotes.
+/// Spin's SQL interfaces run one statement per call.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_quote = false;
+    let mut in_comment = false;
+    let bytes = sql.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_comment {
+            in_comment = b != b'\n';
+            continue;
+        }
+        match b {
+            b'-' if !in_quote && bytes.get(i + 1) == Some(&b'-') => in_comment = true,
+            b'\'' => in_quote = !in_quote,
+            b';' if !in_quote => {
+                let stmt = strip_comments(&sql[start..i]);
+                if !stmt.is_empty() {
+                    out.push(stmt);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let tail = strip_comments(&sql[start..]);
+    if !tail.is_empty() {
+        out.push(tail);
+    }
+    out
+}
+
+/// Trims whitespace and whole-line `--` comments around a statement.
+fn strip_comments(s: &str) -> &str {
+    let mut s = s.trim();
+    while s.starts_with("--") {
+        s = s.split_once('\n').map_or("", |(_, rest)| rest).trim();
+    }
+    s
+}
+
+#[cfg(all(test, feature = "rusqlite"))]
+mod tests {
+    use super::*;
+    use crate::db::native::SqliteDb;
+
+    #[test]
+    fn migrations_apply_once_and_seed_official_images() {
+        let db = SqliteDb::open_in_memory();
+        ensure(&db).unwrap();
+        ensure(&db).unwrap();
+        let versions = db
+            .query("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(versions.scalar_i64(), Some(MIGRATIONS.len() as i64));
+        let official = db
+            .query("SELECT COUNT(*) FROM images WHERE is_official = 1", &[])
+            .unwrap();
+        assert_eq!(official.scalar_i64(), Some(4));
+    }
+
+    #[test]
+    fn statements_split_outside_quotes() {
+        let sql = "-- Harbor's c\nCREATE TABLE a (x TEXT DEFAULT ';');\n\nINSERT INTO a VALUES ('1;2');\n";
+        assert_eq!(
+            split_statements(sql),
+            vec![
+                "CREATE TABLE a (x TEXT DEFAULT ';')",
+                "INSERT INTO a VALUES ('1;2')"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_connections_migrate_one_file_once() {
+        let dir = std::env::temp_dir().join(format!("berth-mig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let conn = rusqlite::Connection::open(&path).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .unwrap();
+                    ensure(&SqliteDb(conn)).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let db = SqliteDb(rusqlite::Connection::open(&path).unwrap());
+        let n = db.query("SELECT COUNT(*) FROM images", &[]).unwrap();
+        assert_eq!(n.scalar_i64(), Some(4));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
