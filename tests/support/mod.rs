@@ -1,1 +1,260 @@
-//! Test support.
+//! `TestApp`: the berth host serving the built components on a random port, with a fresh
+//! state dir; helpers to call it as an anonymous user, a user or an admin.
+//!
+//! Needs `target/release/berth` and the components (`scripts/test.sh` builds both), or
+//! `BERTH_BIN` pointing at a host binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use berth_domain::auth::{Claims, Role, issue_token};
+use serde_json::Value;
+
+pub mod fixtures;
+
+pub const JWT_SECRET: &str = "test-jwt-secret";
+
+/// The repository root (where spin.toml lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn host_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("release").join("berth");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test.sh (it builds the host and components)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running host and what it printed.
+pub struct TestApp {
+    pub base_url: String,
+    pub state_dir: tempfile::TempDir,
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+/// A response: status, headers and the JSON body (Null when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Options for starting a host.
+#[derive(Default)]
+pub struct AppOptions {
+    /// Extra `SPIN_VARIABLE_*` values, by variable name.
+    pub variables: Vec<(String, String)>,
+    /// Prepares the state dir's database before the host starts.
+    pub prepare_db: Option<Box<dyn FnOnce(&rusqlite::Connection)>>,
+}
+
+impl TestApp {
+    pub fn spawn() -> TestApp {
+        TestApp::spawn_with(AppOptions::default())
+    }
+
+    pub fn spawn_with(opts: AppOptions) -> TestApp {
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        if let Some(prepare) = opts.prepare_db {
+            let conn = rusqlite::Connection::open(state_dir.path().join("sqlite_db.db")).unwrap();
+            prepare(&conn);
+        }
+        let mut cmd = Command::new(host_binary());
+        cmd.current_dir(repo_root())
+            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir.path())
+            .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+            .env("BERTH_COMPILE_CACHE", shared_compile_cache())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in &opts.variables {
+            cmd.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        let mut child = cmd.spawn().expect("start the berth host");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        drain(child.stdout.take().unwrap(), output.clone(), Some(tx));
+        drain(child.stderr.take().unwrap(), output.clone(), None);
+        let base_url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "host did not start serving:\n{}",
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        };
+        TestApp {
+            base_url,
+            state_dir,
+            child,
+            output,
+        }
+    }
+
+    /// Everything the host printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        token(sub, role, 3600)
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut req = ureq::request(method, &format!("{}{}", self.base_url, path))
+            .timeout(Duration::from_secs(30));
+        if let Some(token) = auth {
+            req = req.set("authorization", &format!("Bearer {token}"));
+        }
+        let result = match body {
+            Some(b) => req.send_json(b.clone()),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = resp.header(&n).unwrap_or_default().to_owned();
+                (n, v)
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn get(&self, path: &str, auth: Option<&str>) -> Reply {
+        self.call("GET", path, auth, None)
+    }
+
+    pub fn as_user(&self, name: &str) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: Some(self.token(name, Role::User)),
+        }
+    }
+
+    pub fn as_admin(&self) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: Some(self.token("admin", Role::Admin)),
+        }
+    }
+
+    pub fn anonymous(&self) -> Caller<'_> {
+        Caller {
+            app: self,
+            token: None,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token for `JWT_SECRET`, valid for `ttl` seconds from now (negative: already expired).
+pub fn token(sub: &str, role: Role, ttl: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    issue_token(
+        JWT_SECRET,
+        &Claims {
+            sub: sub.into(),
+            role,
+            exp: now + ttl,
+        },
+    )
+}
+
+/// One caller's view of the app.
+pub struct Caller<'a> {
+    app: &'a TestApp,
+    token: Option<String>,
+}
+
+impl Caller<'_> {
+    pub fn get(&self, path: &str) -> Reply {
+        self.app.call("GET", path, self.token.as_deref(), None)
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.app.call(method, path, self.token.as_deref(), body)
+    }
+}
+
+/// Compiled components are cached across the test run, so each host starts fast.
+fn shared_compile_cache() -> PathBuf {
+    let dir = std::env::temp_dir().join("berth-test-compile-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn drain(
+    stream: impl std::io::Read + Send + 'static,
+    out: Arc<Mutex<Vec<String>>>,
+    ready: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let (Some(tx), Some(url)) = (&ready, line.strip_prefix("Serving ")) {
+                let _ = tx.send(url.trim().to_owned());
+            }
+            out.lock().unwrap().push(line);
+        }
+    });
+}
