@@ -1,12 +1,14 @@
 //! berth's domain: everything the components do, as plain Rust behind small traits
 //! (a SQL connection, variables, an HTTP sender), so it is tested natively.
 
+pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod envelope;
 pub mod http;
+pub mod image_ref;
 pub mod migrations;
 pub mod model;
 pub mod query;

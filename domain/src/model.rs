@@ -110,6 +110,7 @@ pub struct Image {
     pub framework_version: Option<String>,
     pub frameworks: Vec<String>,
     pub cuda_version: Option<String>,
+    pub preset_cuda: bool,
     pub python_version: Option<String>,
     pub chip_type: String,
     pub applicable_scopes: Vec<String>,
@@ -136,7 +137,7 @@ pub struct Image {
 
 /// The image columns, in the order `Image::from_row` reads them.
 pub const IMAGE_COLUMNS: &str = "id, name, display_name, description, category, framework, \
-    framework_version, frameworks, cuda_version, python_version, chip_type, applicable_scopes, \
+    framework_version, frameworks, cuda_version, preset_cuda, python_version, chip_type, applicable_scopes, \
     registry, repository, tag, digest, size, arch, os, is_official, visibility, owner, status, \
     publication, origin, include_type, revision, created_by, updated_by, created_at, updated_at";
 
@@ -156,6 +157,7 @@ impl Image {
             framework_version: r.opt_string("framework_version"),
             frameworks: json_list(r.str("frameworks")),
             cuda_version: r.opt_string("cuda_version"),
+            preset_cuda: r.bool("preset_cuda"),
             python_version: r.opt_string("python_version"),
             chip_type: r.str("chip_type").to_owned(),
             applicable_scopes: json_list(r.str("applicable_scopes")),
@@ -217,9 +219,50 @@ pub fn human_size(bytes: i64) -> String {
     }
 }
 
+/// Parses a size given as bytes (`2684354560`) or as seed 001 writes it (`"2.5GB"`, `"800 MB"`);
+/// units are binary multiples, as [`human_size`] prints them.
+pub fn parse_size(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite())?;
+    let power = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 1,
+        "M" | "MB" | "MIB" => 2,
+        "G" | "GB" | "GIB" => 3,
+        "T" | "TB" | "TIB" => 4,
+        _ => return None,
+    };
+    let bytes = value * 1024f64.powi(power);
+    (bytes <= i64::MAX as f64).then(|| bytes.round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_from_bytes_and_human_text() {
+        assert_eq!(parse_size("2.5GB"), Some(2_684_354_560));
+        assert_eq!(parse_size("800 mb"), Some(838_860_800));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("8GiB"), Some(8_589_934_592));
+        for bad in [
+            "",
+            "GB",
+            "-1GB",
+            "1.2.3GB",
+            "5 parsecs",
+            "1e3",
+            "99999999999TB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        assert_eq!(parse_size(&human_size(2_684_354_560)), Some(2_684_354_560));
+    }
 
     #[test]
     fn sizes_read_like_the_seed() {

@@ -106,7 +106,7 @@ pub fn console_item(i: &Image) -> Value {
         "status": i.publication,
         "description": i.description,
         "applicableScopes": i.applicable_scopes,
-        "presetCuda": i.cuda_version.is_some(),
+        "presetCuda": i.preset_cuda,
         "imageAddress": i.registry_url(),
         "category": i.category,
         "is_official": i.is_official,

@@ -13,6 +13,7 @@ CREATE TABLE images (
     framework_version TEXT,
     frameworks        TEXT    NOT NULL DEFAULT '[]',   -- JSON array of strings
     cuda_version      TEXT,
+    preset_cuda       INTEGER NOT NULL DEFAULT 0,      -- console presetCuda: ships with CUDA
     python_version    TEXT,
     chip_type         TEXT    NOT NULL DEFAULT 'GPU',  -- GPU | CPU | NPU
     applicable_scopes TEXT    NOT NULL DEFAULT '[]',   -- JSON array; indexed via image_scopes
@@ -40,7 +41,7 @@ CREATE TABLE images (
 CREATE INDEX images_created_at   ON images (created_at, id);
 CREATE INDEX images_updated_at   ON images (updated_at, id);
 CREATE INDEX images_size         ON images (size, id);
-CREATE INDEX images_category     ON images (category, id);
+CREATE INDEX images_category     ON images (category COLLATE NOCASE, id);
 CREATE INDEX images_framework    ON images (framework COLLATE NOCASE, id);
 CREATE INDEX images_official     ON images (is_official, id);
 CREATE INDEX images_chip_type    ON images (chip_type, id);
@@ -48,7 +49,7 @@ CREATE INDEX images_status       ON images (status, id);
 CREATE INDEX images_publication  ON images (publication, id);
 CREATE INDEX images_owner        ON images (owner, id);
 CREATE INDEX images_tag          ON images (tag, id);
-CREATE INDEX images_repository   ON images (registry, repository, tag);
+CREATE UNIQUE INDEX images_reference ON images (registry, repository, tag);
 
 -- One row per platform of a multi-arch image (from Harbor's index references).
 CREATE TABLE image_platforms (
