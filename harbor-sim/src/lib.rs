@@ -1,0 +1,323 @@
+//! `harbor-sim`: a simulator of the Harbor v2.15 REST API subset that berth's
+//! image-catalog service uses (see `/work/shared/harbor/CONTRACT.md`).
+//!
+//! Start one in-process with [`Simulator::start`]; shape its behaviour through the
+//! `/_sim/*` control API or the equivalent Rust methods ([`Simulator::set_faults`],
+//! [`Simulator::define_upstream`], [`Simulator::state`]).
+
+mod api;
+mod content;
+mod control;
+mod engine;
+mod http;
+mod model;
+mod notify;
+mod server;
+mod util;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::model::{
+    ArtifactSummary, DeliveryRecord, ExecutionSummary, PolicySummary, ProjectSummary,
+    RegistrySummary, RequestRecord, SimState, StateCounts, TaskSummary, WebhookPolicySummary,
+};
+
+/// A project created at start-up (Harbor ships with a public `library` project).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProjectSeed {
+    pub name: String,
+    pub public: bool,
+}
+
+/// Simulator configuration.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The one user the simulator knows; it is a system admin (or a robot, see `robot`).
+    pub username: String,
+    pub password: String,
+    /// Host (and optional `:port`) of the simulated Harbor as clients reach it, e.g.
+    /// `harbor.local`. Used in `resource_url`, `harbor_hostname` and `dest_resource.endpoint`.
+    pub external_host: String,
+    /// Scheme of Harbor's `ext_endpoint` (`https` by default).
+    pub external_scheme: String,
+    /// How long each execution phase lasts (fetch, Pending, Running).
+    pub execution_step: Duration,
+    /// Delay between the last task finishing and the execution status turning final
+    /// (Harbor refreshes it asynchronously; the counters are always live). Default 0.
+    pub status_refresh_delay: Duration,
+    /// Behave as a system-level robot account: `/statistics` fills only `public_*`.
+    pub robot: bool,
+    /// Projects created at start-up.
+    pub default_projects: Vec<ProjectSeed>,
+    /// Webhook delivery timeout per attempt (Harbor: 3 s).
+    pub webhook_timeout: Duration,
+    /// Webhook attempts per delivery (Harbor: up to 3 failures).
+    pub webhook_max_attempts: u32,
+    /// Pause between webhook attempts (jobservice backoff, shortened).
+    pub webhook_retry_delay: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            username: "admin".into(),
+            password: "Harbor12345".into(),
+            external_host: "harbor.local".into(),
+            external_scheme: "https".into(),
+            execution_step: Duration::from_millis(300),
+            status_refresh_delay: Duration::ZERO,
+            robot: false,
+            default_projects: vec![ProjectSeed {
+                name: "library".into(),
+                public: true,
+            }],
+            webhook_timeout: Duration::from_secs(3),
+            webhook_max_attempts: 3,
+            webhook_retry_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Injected API errors: the next `count` requests whose path starts with
+/// `path_prefix` (default `/api/v2.0`) fail with `status`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiErrorFault {
+    pub status: u16,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Message for 4xx errors (5xx always read "internal server error").
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Webhook delivery faults.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookFaults {
+    /// Record but never send deliveries.
+    pub drop: bool,
+    /// Send every delivery twice.
+    pub duplicate: bool,
+    /// Hold back every other delivery so consecutive events arrive out of order.
+    pub reorder: bool,
+}
+
+/// How `down` manifests.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub enum DownMode {
+    /// Close the connection without a response.
+    #[default]
+    #[serde(rename = "close")]
+    Close,
+    /// Answer `503` (body rewritten to UNKNOWN / internal server error).
+    #[serde(rename = "503")]
+    ServiceUnavailable,
+}
+
+/// The current faults (all off by default).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Faults {
+    pub api_errors: Option<ApiErrorFault>,
+    pub latency_ms: u64,
+    /// The next N replication tasks fail (REPLICATION `Error`, task `Failed`).
+    pub fail_next_tasks: u32,
+    /// Each task errors once, is retried and then succeeds: the execution reads
+    /// `Failed` for one step before `Succeed`.
+    pub flap_failed_before_succeed: bool,
+    /// Tasks stay running (execution `InProgress`) until stopped or the fault is cleared.
+    pub hang_executions: bool,
+    pub webhooks: WebhookFaults,
+    /// Every `/api/v2.0` request fails (see `down_mode`).
+    pub down: bool,
+    pub down_mode: DownMode,
+}
+
+/// A partial update of [`Faults`]; present fields overwrite, absent ones are kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultsPatch {
+    pub api_errors: Option<ApiErrorFault>,
+    pub latency_ms: Option<u64>,
+    pub fail_next_tasks: Option<u32>,
+    pub flap_failed_before_succeed: Option<bool>,
+    pub hang_executions: Option<bool>,
+    pub webhooks: Option<WebhookFaultsPatch>,
+    pub down: Option<bool>,
+    pub down_mode: Option<DownMode>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookFaultsPatch {
+    pub drop: Option<bool>,
+    pub duplicate: Option<bool>,
+    pub reorder: Option<bool>,
+}
+
+impl Faults {
+    pub fn apply(&mut self, p: FaultsPatch) {
+        if let Some(v) = p.api_errors {
+            self.api_errors = Some(v);
+        }
+        if let Some(v) = p.latency_ms {
+            self.latency_ms = v;
+        }
+        if let Some(v) = p.fail_next_tasks {
+            self.fail_next_tasks = v;
+        }
+        if let Some(v) = p.flap_failed_before_succeed {
+            self.flap_failed_before_succeed = v;
+        }
+        if let Some(v) = p.hang_executions {
+            self.hang_executions = v;
+        }
+        if let Some(w) = p.webhooks {
+            if let Some(v) = w.drop {
+                self.webhooks.drop = v;
+            }
+            if let Some(v) = w.duplicate {
+                self.webhooks.duplicate = v;
+            }
+            if let Some(v) = w.reorder {
+                self.webhooks.reorder = v;
+            }
+        }
+        if let Some(v) = p.down {
+            self.down = v;
+        }
+        if let Some(v) = p.down_mode {
+            self.down_mode = v;
+        }
+    }
+}
+
+/// Why fetching an upstream image fails (the execution ends `Failed` with a
+/// registry-style `status_text`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamFailure {
+    Unauthorized,
+    RateLimited,
+    NotFound,
+}
+
+impl UpstreamFailure {
+    pub fn status_text(self) -> &'static str {
+        match self {
+            UpstreamFailure::Unauthorized => "unauthorized: authentication required",
+            UpstreamFailure::RateLimited => {
+                "toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"
+            }
+            UpstreamFailure::NotFound => "name unknown: repository name not known to registry",
+        }
+    }
+}
+
+/// An image held by the simulated source registries.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamImage {
+    /// Source registry host or URL (`hub.docker.com`, `docker.io`, `https://nvcr.io`);
+    /// `None` applies to every registry.
+    pub registry: Option<String>,
+    /// Source repository, e.g. `library/nginx`.
+    pub repository: String,
+    pub tag: String,
+    /// `os/arch[/variant]`; more than one makes a multi-arch index. Empty: the default rule.
+    pub platforms: Vec<String>,
+    /// Size in bytes of each platform image (manifest + config + layers).
+    pub size: Option<u64>,
+    /// The tag does not exist upstream (execution `Succeed` with `total=0`).
+    pub missing: bool,
+    pub failure: Option<UpstreamFailure>,
+    /// Bump to change the content (and so the digests) of the same tag.
+    pub revision: u32,
+    /// Include a Docker-Hub-style attestation child (default: multi-arch on Docker Hub).
+    pub attestation: Option<bool>,
+}
+
+/// A running simulator. Cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<server::Inner>,
+}
+
+impl Simulator {
+    /// Binds `addr` (port 0 is fine) and serves on the current tokio runtime.
+    pub async fn start(addr: SocketAddr, opts: SimOptions) -> anyhow::Result<Simulator> {
+        let inner = server::start(addr, opts).await?;
+        Ok(Simulator { inner })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub fn options(&self) -> &SimOptions {
+        &self.inner.opts
+    }
+
+    /// Merges `patch` into the current faults.
+    pub fn set_faults(&self, patch: FaultsPatch) {
+        self.lock().faults.apply(patch);
+    }
+
+    /// Turns every fault off.
+    pub fn reset_faults(&self) {
+        self.lock().faults = Faults::default();
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    /// Defines (or redefines) an upstream image.
+    pub fn define_upstream(&self, image: UpstreamImage) {
+        self.lock().define_upstream(image);
+    }
+
+    /// Forgets every upstream definition (the default rules apply again).
+    pub fn clear_upstream(&self) {
+        self.lock().upstream.clear();
+    }
+
+    /// A snapshot of everything, as `GET /_sim/state` returns it.
+    pub fn state(&self) -> SimState {
+        self.lock().snapshot()
+    }
+
+    /// Clears the request log.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, model::State> {
+        lock(&self.inner.state)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
