@@ -69,7 +69,7 @@ fn route(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
             read(&|| Err(ApiError::not_implemented("Harbor statistics")))
         }
         ["api", "v1", "openapi.json"] => {
-            read(&|| Err(ApiError::not_implemented("the OpenAPI document")))
+            read(&|| Ok(Response::json(200, &crate::openapi::document())))
         }
         _ => Err(ApiError::no_route(&req.method, &req.path)),
     }

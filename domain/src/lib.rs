@@ -11,6 +11,7 @@ pub mod http;
 pub mod image_ref;
 pub mod migrations;
 pub mod model;
+pub mod openapi;
 pub mod query;
 pub mod store;
 pub mod time;

@@ -26,7 +26,7 @@ pub enum SortKey {
 
 impl SortKey {
     /// Accepted `orderBy` values (snake_case, camelCase and seed 003's `createdTime`).
-    const NAMES: &'static [(&'static str, SortKey)] = &[
+    pub const NAMES: &'static [(&'static str, SortKey)] = &[
         ("id", SortKey::Id),
         ("image_id", SortKey::Id),
         ("name", SortKey::Name),

@@ -140,14 +140,38 @@ impl TestApp {
         auth: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        let body = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
+        self.raw(method, path, auth, headers, &body)
+    }
+
+    /// A request with exactly these extra headers and body bytes.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut req = ureq::request(method, &format!("{}{}", self.base_url, path))
             .timeout(Duration::from_secs(30));
         if let Some(token) = auth {
             req = req.set("authorization", &format!("Bearer {token}"));
         }
-        let result = match body {
-            Some(b) => req.send_json(b.clone()),
-            None => req.call(),
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        let result = if body.is_empty() && matches!(method, "GET" | "HEAD" | "DELETE") {
+            req.call()
+        } else {
+            req.send_bytes(body)
         };
         let resp = match result {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
@@ -234,6 +258,30 @@ impl Caller<'_> {
 
     pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         self.app.call(method, path, self.token.as_deref(), body)
+    }
+
+    /// A JSON body with extra headers (e.g. `If-Match`).
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.app.raw(
+            method,
+            path,
+            self.token.as_deref(),
+            &all,
+            &serde_json::to_vec(body).unwrap(),
+        )
+    }
+
+    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.app
+            .raw(method, path, self.token.as_deref(), headers, body)
     }
 }
 

@@ -1,0 +1,443 @@
+//! The OpenAPI 3.1 document of berth's whole HTTP API, served at `GET /api/v1/openapi.json`.
+//!
+//! Built in code so it shares the validation constants (page sizes, sort keys) with the
+//! handlers; an end-to-end test checks every route in spin.toml against it and every
+//! operation in it against the running app.
+
+use serde_json::{Map, Value, json};
+
+use crate::admin::MAX_BODY_BYTES;
+use crate::query::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SortKey};
+
+fn v1_envelope(data: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["code", "message", "data"],
+        "properties": {"code": {"type": "integer", "const": 0}, "message": {"type": "string"}, "data": data}
+    })
+}
+
+fn console_envelope(data: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["success", "data"],
+        "properties": {"success": {"type": "boolean", "const": true}, "data": data, "message": {"type": "string"}}
+    })
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}, "description": "Image id"})
+}
+
+/// An operation: summary, parameters, optional JSON body schema, success status and schema,
+/// and the error statuses it can answer (each rendered in the API's error envelope).
+struct Op {
+    summary: &'static str,
+    description: String,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: (u16, Value),
+    errors: &'static [u16],
+    security: &'static str,
+}
+
+impl Op {
+    fn new(summary: &'static str, ok: (u16, Value)) -> Op {
+        Op {
+            summary,
+            description: String::new(),
+            params: vec![],
+            body: None,
+            ok,
+            errors: &[400, 401],
+            security: "bearer",
+        }
+    }
+    fn describe(mut self, d: impl Into<String>) -> Op {
+        self.description = d.into();
+        self
+    }
+    fn params(mut self, p: Vec<Value>) -> Op {
+        self.params = p;
+        self
+    }
+    fn body(mut self, schema: Value) -> Op {
+        self.body = Some(schema);
+        self
+    }
+    fn errors(mut self, e: &'static [u16]) -> Op {
+        self.errors = e;
+        self
+    }
+    fn security(mut self, s: &'static str) -> Op {
+        self.security = s;
+        self
+    }
+
+    fn render(self, console: bool) -> Value {
+        let error = if console { "ConsoleError" } else { "V1Error" };
+        let mut responses = Map::new();
+        responses.insert(
+            self.ok.0.to_string(),
+            json!({"description": "Success", "content": {"application/json": {"schema": self.ok.1}}}),
+        );
+        for status in self.errors {
+            responses.insert(
+                status.to_string(),
+                json!({"description": error_description(*status), "content": {"application/json": {"schema": reference(error)}}}),
+            );
+        }
+        let mut op = json!({
+            "summary": self.summary,
+            "parameters": self.params,
+            "responses": responses,
+            "security": [{self.security: []}],
+        });
+        if !self.description.is_empty() {
+            op["description"] = json!(self.description);
+        }
+        if let Some(schema) = self.body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        op
+    }
+}
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "Invalid input; the message names the parameter or field",
+        401 => "Missing, expired or forged credentials",
+        403 => "Not allowed for this caller",
+        404 => "Not found, or not visible to this caller",
+        409 => "Conflicts with an existing image",
+        412 => "If-Match names a stale revision",
+        413 => "Body too large",
+        415 => "Body is not application/json",
+        501 => "Not implemented yet",
+        _ => "Error",
+    }
+}
+
+const WRITE_ERRORS: &[u16] = &[400, 401, 403, 404, 409, 412, 413, 415];
+
+fn list_params() -> Vec<Value> {
+    let sort_keys: Vec<&str> = SortKey::NAMES.iter().map(|(n, _)| *n).collect();
+    vec![
+        query(
+            "page",
+            json!({"type": "integer", "minimum": 1}),
+            "Page number, 1-based (seed 000)",
+        ),
+        query(
+            "page_num",
+            json!({"type": "integer", "minimum": 0}),
+            "Page number, 0-based (seed 003); not together with page",
+        ),
+        query(
+            "page_size",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}),
+            "Page size",
+        ),
+        query(
+            "orderBy",
+            json!({"type": "string", "enum": sort_keys, "default": "id"}),
+            "Sort column (whitelist)",
+        ),
+        query(
+            "order",
+            json!({"type": "string", "enum": ["asc", "desc"], "default": "asc"}),
+            "Sort direction",
+        ),
+        query(
+            "flat",
+            json!({"type": "boolean"}),
+            "true: seed 003's flat list; false: grouped by repository (pages count repositories); absent: items + pagination",
+        ),
+        query(
+            "category",
+            json!({"type": "string"}),
+            "Category, case-insensitive",
+        ),
+        query(
+            "framework",
+            json!({"type": "string"}),
+            "Primary framework, case-insensitive",
+        ),
+        query(
+            "is_official",
+            json!({"type": "boolean"}),
+            "Official images only, or custom only",
+        ),
+        query(
+            "chip_type",
+            json!({"type": "string", "enum": ["GPU", "CPU", "NPU"]}),
+            "Chip type, case-insensitive",
+        ),
+        query(
+            "applicable_scope",
+            json!({"type": "string"}),
+            "One applicable scope, e.g. 训练",
+        ),
+        query(
+            "name",
+            json!({"type": "string", "maxLength": 256}),
+            "Fuzzy, case-insensitive match on name and display name",
+        ),
+        query(
+            "q",
+            json!({"type": "string", "maxLength": 256}),
+            "Free text over name, display name, description, framework",
+        ),
+        query("tag", json!({"type": "string"}), "Exact tag"),
+        query(
+            "ready",
+            json!({"type": "boolean"}),
+            "Only ready (true) or not ready (false) images",
+        ),
+        query(
+            "userName",
+            json!({"type": "string"}),
+            "Owner (alias: owner)",
+        ),
+        query(
+            "status",
+            json!({"type": "string", "enum": ["importing", "ready", "failed", "building", "active"]}),
+            "Availability; active = ready and online (seed 000)",
+        ),
+    ]
+}
+
+fn console_list_params() -> Vec<Value> {
+    vec![
+        query(
+            "pageNo",
+            json!({"type": "integer", "minimum": 1, "default": 1}),
+            "Page number, 1-based",
+        ),
+        query(
+            "pageSize",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}),
+            "Page size",
+        ),
+        query("name", json!({"type": "string"}), "Fuzzy name match"),
+        query("framework", json!({"type": "string"}), "Framework"),
+        query(
+            "chipType",
+            json!({"type": "string", "enum": ["GPU", "CPU", "NPU"]}),
+            "Chip type",
+        ),
+        query(
+            "applicableScope",
+            json!({"type": "string"}),
+            "Applicable scope",
+        ),
+        query("category", json!({"type": "string"}), "Category (seed 002)"),
+        query(
+            "is_official",
+            json!({"type": "boolean"}),
+            "Official or custom (seed 002)",
+        ),
+        query(
+            "status",
+            json!({"type": "string", "enum": ["online", "offline", "pending"]}),
+            "Publication status",
+        ),
+    ]
+}
+
+fn schemas() -> Value {
+    let text = json!({"type": ["string", "null"]});
+    json!({
+        "V1Error": {
+            "type": "object", "required": ["code", "message"],
+            "description": "code is the HTTP status; message says what was wrong",
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {"type": "null"}}
+        },
+        "ConsoleError": {
+            "type": "object", "required": ["success", "message"],
+            "properties": {"success": {"type": "boolean", "const": false}, "message": {"type": "string"}, "data": {"type": "null"}}
+        },
+        "Image": {
+            "type": "object",
+            "description": "One registry/repository:tag. status is availability (importing, ready, failed, building); publication is online/offline/pending.",
+            "properties": {
+                "image_id": {"type": "integer"}, "name": {"type": "string"}, "display_name": text, "description": text,
+                "category": text, "framework": text, "framework_version": text, "frameworks": {"type": "array", "items": {"type": "string"}},
+                "cuda_version": text, "python_version": text, "chip_type": {"type": "string", "enum": ["GPU", "CPU", "NPU"]},
+                "applicable_scopes": {"type": "array", "items": {"type": "string"}}, "is_official": {"type": "boolean"},
+                "size": {"type": "integer", "description": "bytes"}, "status": {"type": "string"}, "publication": {"type": "string"},
+                "visibility": {"type": "string", "enum": ["public", "private"]}, "owner": text, "registry_url": {"type": "string"},
+                "tag": {"type": "string"}, "digest": text, "arch": text, "os": text,
+                "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
+            }
+        },
+        "ImageDetail": {
+            "allOf": [{"$ref": "#/components/schemas/Image"}, {"type": "object", "properties": {
+                "platforms": {"type": "array", "items": {"type": "object", "properties": {
+                    "digest": {"type": "string"}, "architecture": {"type": "string"}, "os": {"type": "string"}, "variant": text, "size": {"type": "integer"}}}},
+                "registry": {"type": "string"}, "repository": {"type": "string"}, "origin": {"type": "string"},
+                "revision": {"type": "integer", "description": "Also sent as the ETag; send it back in If-Match"},
+                "created_by": text, "updated_by": text}}]
+        },
+        "ImageWrite": {
+            "type": "object", "additionalProperties": false,
+            "description": "Writable fields (create needs name and registry_url). null or \"\" clears an optional text field. Users may create only private, non-official images.",
+            "properties": {
+                "name": {"type": "string", "maxLength": 256}, "display_name": text, "description": text, "category": text,
+                "framework": text, "framework_version": text, "frameworks": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+                "cuda_version": text, "python_version": text, "chip_type": {"type": "string", "enum": ["GPU", "CPU", "NPU"]},
+                "applicable_scopes": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+                "registry_url": {"type": "string", "description": "OCI reference registry/repository:tag[@digest]"},
+                "is_official": {"type": "boolean"}, "visibility": {"type": "string", "enum": ["public", "private"]},
+                "owner": {"type": "string"}, "publication": {"type": "string", "enum": ["online", "offline", "pending"]},
+                "size": {"type": ["integer", "string"], "description": "bytes, or text like \"2.5GB\""},
+                "digest": text, "arch": text, "os": text
+            }
+        },
+        "ConsoleImage": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"}, "imageId": {"type": "string", "description": "Same as name"},
+                "frameworks": {"type": "array", "items": {"type": "string"}}, "chipType": {"type": "string"},
+                "status": {"type": "string", "enum": ["online", "offline", "pending"]}, "description": text,
+                "applicableScopes": {"type": "array", "items": {"type": "string"}}, "presetCuda": {"type": "boolean"},
+                "imageAddress": {"type": "string"}, "category": text, "is_official": {"type": "boolean"}, "size": {"type": "integer"}
+            }
+        },
+        "ConsoleImageWrite": {
+            "type": "object", "additionalProperties": false,
+            "description": "name and imageId name the same image and must agree. Create needs a name and imageAddress.",
+            "properties": {
+                "name": {"type": "string"}, "imageId": {"type": "string"}, "displayName": text, "description": text, "category": text,
+                "frameworks": {"type": "array", "items": {"type": "string"}}, "applicableScopes": {"type": "array", "items": {"type": "string"}},
+                "chipType": {"type": "string", "enum": ["GPU", "CPU", "NPU"]}, "presetCuda": {"type": "boolean"},
+                "cudaVersion": text, "pythonVersion": text, "imageAddress": {"type": "string"}, "is_official": {"type": "boolean"},
+                "visibility": {"type": "string", "enum": ["public", "private"]}, "status": {"type": "string", "enum": ["online", "offline", "pending"]},
+                "size": {"type": ["integer", "string"]}
+            }
+        },
+        "ConsoleVersion": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "version": {"type": "string"}, "imageAddress": {"type": "string"},
+                "size": {"type": "string", "description": "e.g. 2.5GB"}, "pythonVersion": text, "cudaVersion": text,
+                "description": text, "createTime": {"type": "string", "format": "date-time"}
+            }
+        },
+        "FlatImage": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "tag": {"type": "string", "description": "The image name"}, "description": text,
+                           "created_at": {"type": "integer", "description": "Unix seconds"}, "created_by": text}
+        },
+        "ImageGroup": {
+            "type": "object",
+            "properties": {"registryHost": {"type": "string"}, "repo": {"type": "string"}, "artifacts": {"type": "array", "items": {"type": "object", "properties": {
+                "imageTag": {"type": "string"}, "description": text, "createdTime": {"type": "string", "format": "date-time"}, "userName": text,
+                "status": {"type": "string"}, "id": {"type": "integer"}, "size": {"type": "integer"}, "arch": text, "os": text,
+                "digest": text, "includeType": {"type": "string"}}}}}
+        }
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let image = reference("Image");
+    let detail = reference("ImageDetail");
+    let page = json!({"type": "object", "properties": {
+        "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"}, "total_pages": {"type": "integer"}}});
+    let v1_list = v1_envelope(json!({"oneOf": [
+        {"type": "object", "properties": {"items": {"type": "array", "items": image}, "pagination": page}},
+        {"type": "object", "properties": {"totalCount": {"type": "integer"}, "images": {"type": "array", "items": reference("FlatImage")}}},
+        {"type": "object", "properties": {"totalCount": {"type": "integer", "description": "Repositories"}, "images": {"type": "array", "items": reference("ImageGroup")}}}
+    ]}));
+    let created_v1 = v1_envelope(
+        json!({"type": "object", "properties": {"image_id": {"type": "integer"}, "name": {"type": "string"}}}),
+    );
+    let created_console = console_envelope(
+        json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}),
+    );
+    let not_yet = |summary: &'static str| Op::new(summary, (200, json!({}))).errors(&[401, 501]);
+    let body_limit = format!("Bodies are JSON objects of at most {MAX_BODY_BYTES} bytes.");
+
+    let v1 = |op: Op| op.render(false);
+    let console = |op: Op| op.render(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "berth",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Image catalog and import service. Two APIs over one catalog: /api/v1 wraps every body in {code, message, data} (seed 003's bare bodies included, inside data); the console API /api/images uses {success, data, message}. Errors use the same envelopes with the HTTP status."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256: sub, role user|admin, exp)"},
+                "harborWebhook": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "The auth_header configured on Harbor's webhook policy"},
+                "workerToken": {"type": "http", "scheme": "bearer", "description": "The worker_token variable"}
+            },
+            "schemas": schemas()
+        },
+        "paths": {
+            "/api/v1/images": {
+                "get": v1(Op::new("List images", (200, v1_list)).params(list_params())
+                    .describe("Users see public online images and their own; admins see all.")),
+                "post": v1(Op::new("Register an image", (201, created_v1)).body(reference("ImageWrite")).errors(WRITE_ERRORS).describe(body_limit))
+            },
+            "/api/v1/images/{id}": {
+                "get": v1(Op::new("Image detail", (200, v1_envelope(detail.clone()))).params(vec![id_param()]).errors(&[400, 401, 404])),
+                "put": v1(Op::new("Update an image (merges the fields given)", (200, v1_envelope(detail.clone()))).params(vec![id_param()])
+                    .body(reference("ImageWrite")).errors(WRITE_ERRORS).describe("Send If-Match with the ETag to update only if unchanged.")),
+                "patch": v1(Op::new("Update an image (merges the fields given)", (200, v1_envelope(detail))).params(vec![id_param()])
+                    .body(reference("ImageWrite")).errors(WRITE_ERRORS)),
+                "delete": v1(Op::new("Delete an image", (200, v1_envelope(json!({"type": "object", "properties": {"image_id": {"type": "integer"}}}))))
+                    .params(vec![id_param()]).errors(&[400, 401, 403, 404, 409])
+                    .describe("Deletes this tag only; other versions of the repository stay. 409 while a running build uses it as its base."))
+            },
+            "/api/v1/images/{id}/importing-details": {"get": v1(not_yet("Import progress").params(vec![id_param()]))},
+            "/api/v1/harbor/stats": {"get": v1(not_yet("Harbor statistics"))},
+            "/api/v1/openapi.json": {"get": v1(Op::new("This document", (200, json!({"type": "object"}))).errors(&[401]))},
+            "/api/v1/images:import": {"post": v1(not_yet("Import an image from an external registry"))},
+            "/api/v1/images:import/{name}/progress": {"put": v1(not_yet("Import progress callback from a sync worker")
+                .params(vec![json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "base64url of the destination reference"})])
+                .security("workerToken"))},
+            "/api/v1/hooks/harbor": {"post": v1(not_yet("Harbor webhook receiver").security("harborWebhook"))},
+            "/api/images": {
+                "get": console(Op::new("List images (console)", (200, console_envelope(json!({"type": "object", "properties": {
+                    "list": {"type": "array", "items": reference("ConsoleImage")}, "total": {"type": "integer"},
+                    "pageNo": {"type": "integer"}, "pageSize": {"type": "integer"}}})))).params(console_list_params())),
+                "post": console(Op::new("Create an image (console)", (201, created_console.clone())).body(reference("ConsoleImageWrite")).errors(WRITE_ERRORS))
+            },
+            "/api/images/build": {"post": console(not_yet("Build a custom image"))},
+            "/api/images/{id}": {
+                "get": console(Op::new("Image detail (console)", (200, console_envelope(reference("ConsoleImage")))).params(vec![id_param()]).errors(&[400, 401, 404])),
+                "put": console(Op::new("Update an image (console)", (200, created_console)).params(vec![id_param()]).body(reference("ConsoleImageWrite")).errors(WRITE_ERRORS)),
+                "delete": console(Op::new("Delete an image (console)", (200, console_envelope(json!({"type": "null"})))).params(vec![id_param()]).errors(&[400, 401, 403, 404, 409]))
+            },
+            "/api/images/{id}/status": {
+                "put": console(Op::new("Set publication status", (200, console_envelope(json!({"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}))))
+                    .params(vec![id_param()])
+                    .body(json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {"status": {"type": "string", "enum": ["online", "offline", "pending"]}}}))
+                    .errors(WRITE_ERRORS))
+            },
+            "/api/images/{id}/versions": {
+                "get": console(Op::new("Versions: the tags of the image's repository", (200, console_envelope(json!({"type": "object", "properties": {
+                    "list": {"type": "array", "items": reference("ConsoleVersion")}, "total": {"type": "integer"}}})))).params(vec![id_param()]).errors(&[400, 401, 404])),
+                "post": console(Op::new("Add a version (another tag of the repository)", (201, console_envelope(json!({"type": "object", "properties": {
+                    "version": {"type": "string"}, "imageAddress": {"type": "string"}}})))).params(vec![id_param()])
+                    .body(json!({"type": "object", "required": ["version"], "additionalProperties": false, "properties": {
+                        "version": {"type": "string"}, "imageAddress": {"type": "string"}, "size": {"type": ["integer", "string"]},
+                        "pythonVersion": {"type": "string"}, "cudaVersion": {"type": "string"}, "description": {"type": "string"},
+                        "createTime": {"type": "string", "description": "Accepted and ignored: berth records its own time"}}}))
+                    .errors(WRITE_ERRORS))
+            }
+        }
+    })
+}
