@@ -12,6 +12,7 @@ pub mod image_ref;
 pub mod migrations;
 pub mod model;
 pub mod openapi;
+pub mod outbound;
 pub mod query;
 pub mod store;
 pub mod time;
