@@ -9,6 +9,7 @@ pub mod db;
 pub mod envelope;
 pub mod http;
 pub mod image_ref;
+pub mod import_state;
 pub mod migrations;
 pub mod model;
 pub mod openapi;
