@@ -11,7 +11,7 @@ use crate::engine;
 use crate::http::{ApiError, ApiResult, Resp};
 use crate::lock;
 use crate::model::{
-    ExecStatus, Execution, Filter, Policy, Registry, State, Target, TaskStatus, Trigger,
+    ExecStatus, Execution, Filter, Policy, Pushed, Registry, State, Target, TaskStatus, Trigger,
     WebhookPolicy,
 };
 use crate::notify;
@@ -479,10 +479,12 @@ fn delete_artifact(inner: &Arc<Inner>, req: &Req, p: &str, r: &str, reference: &
         inner,
         "DELETE_ARTIFACT",
         &user,
-        p,
-        &full,
-        &digest,
-        first_tag.as_deref(),
+        &Pushed {
+            project: p.to_string(),
+            repo_full_name: full.clone(),
+            digest,
+            tag: first_tag,
+        },
         true,
     );
     notify::emit(inner, p, payload, &req.request_id);
@@ -561,10 +563,12 @@ fn delete_repository(inner: &Arc<Inner>, req: &Req, p: &str, r: &str) -> ApiResu
             inner,
             "DELETE_ARTIFACT",
             &user,
-            p,
-            &full,
-            &digest,
-            tag.as_deref(),
+            &Pushed {
+                project: p.to_string(),
+                repo_full_name: full.clone(),
+                digest,
+                tag,
+            },
             false,
         );
         notify::emit(inner, p, payload, &req.request_id);

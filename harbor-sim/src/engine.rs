@@ -476,12 +476,15 @@ pub fn artifact_payload(
     inner: &Arc<Inner>,
     event_type: &str,
     operator: &str,
-    project: &str,
-    repo_full: &str,
-    digest: &str,
-    tag: Option<&str>,
+    art: &Pushed,
     with_date_created: bool,
 ) -> Payload {
+    let (project, repo_full, digest) = (
+        art.project.as_str(),
+        art.repo_full_name.as_str(),
+        art.digest.as_str(),
+    );
+    let tag = art.tag.as_deref();
     let (date_created, repo_type) = {
         let st = lock(&inner.state);
         let created = if with_date_created {
@@ -528,16 +531,7 @@ pub fn artifact_payload(
 }
 
 fn push_event(inner: &Arc<Inner>, p: &Pushed) {
-    let payload = artifact_payload(
-        inner,
-        "PUSH_ARTIFACT",
-        "harbor-jobservice",
-        &p.project,
-        &p.repo_full_name,
-        &p.digest,
-        p.tag.as_deref(),
-        true,
-    );
+    let payload = artifact_payload(inner, "PUSH_ARTIFACT", "harbor-jobservice", p, true);
     notify::emit(inner, &p.project, payload, "");
 }
 
