@@ -159,6 +159,18 @@ pub fn dispatch(inner: &Arc<Inner>, req: &Req) -> Option<ApiResult> {
             Method::GET => list_tasks(inner, req, id),
             _ => not_allowed(m, "GET"),
         },
+        ["health"] => match *m {
+            Method::GET => Ok(Resp::json(
+                200,
+                &json!({"status": "healthy", "components": [
+                    {"name": "core", "status": "healthy"},
+                    {"name": "database", "status": "healthy"},
+                    {"name": "jobservice", "status": "healthy"},
+                    {"name": "registry", "status": "healthy"}
+                ]}),
+            )),
+            _ => not_allowed(m, "GET"),
+        },
         ["statistics"] => match *m {
             Method::GET => statistics(inner, req),
             _ => not_allowed(m, "GET"),

@@ -252,7 +252,7 @@ async fn deliver(inner: Arc<Inner>, d: Delivery) {
             Err(e) => (None, Some(e.clone())),
         };
         let ok = matches!(status, Some(s) if (200..300).contains(&s));
-        lock(&inner.state).deliveries.push(DeliveryRecord {
+        let record = DeliveryRecord {
             id: d.id,
             event_type: d.event_type.clone(),
             policy_id: d.policy_id,
@@ -267,7 +267,14 @@ async fn deliver(inner: Arc<Inner>, d: Delivery) {
             dropped: false,
             payload: d.payload.clone(),
             at: fmt_time(Some(Utc::now())),
-        });
+        };
+        {
+            let mut st = lock(&inner.state);
+            if st.deliveries.len() >= crate::model::MAX_LOG {
+                st.deliveries.remove(0);
+            }
+            st.deliveries.push(record);
+        }
         if ok {
             return;
         }

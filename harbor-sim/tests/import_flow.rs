@@ -709,3 +709,44 @@ async fn override_semantics_and_multi_tag_policies() {
         .json();
     assert!(old.get("tags").is_none());
 }
+
+#[tokio::test]
+async fn cloudevents_payload_format_and_health() {
+    let (_sim, api, anon) = start(opts()).await;
+    let hooks = Receiver::start().await;
+    ensure_project(&api, "catalog").await;
+    let r = api
+        .post(
+            "/projects/catalog/webhook/policies",
+            json!({"name": "ce", "targets": [{"type": "http", "address": hooks.url(),
+                   "payload_format": "CloudEvents"}],
+                   "event_types": ["PUSH_ARTIFACT"], "enabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let (_, done) = import(
+        &api,
+        "gen",
+        "docker-registry",
+        "https://r.example.com",
+        "team/app",
+        "1.0",
+        "catalog",
+        1,
+    )
+    .await;
+    assert_eq!(done["status"], "Succeed");
+    let got = hooks.wait("push", |h| !h.is_empty()).await;
+    assert_eq!(
+        got[0].headers["content-type"],
+        "application/cloudevents+json"
+    );
+    assert!(got[0].headers.get("authorization").is_none());
+    let b = &got[0].body;
+    assert_eq!(b["specversion"], "1.0");
+    assert_eq!(b["type"], "harbor.artifact.pushed");
+    assert_eq!(b["source"], "/projects/2/webhook/policies/1");
+    assert_eq!(b["operator"], "harbor-jobservice");
+    assert_eq!(b["data"]["resources"][0]["tag"], "1.0");
+    assert_eq!(anon.get("/health").await.json()["status"], "healthy");
+}
