@@ -5,6 +5,7 @@ use berth_domain::config::{Context, Variables};
 use berth_domain::db::{Db, DbError, Dialect, Rows, Value};
 use berth_domain::envelope::{Api, ApiError};
 use berth_domain::http::{Request, Response};
+use berth_domain::outbound::{HttpSender, OutboundRequest, OutboundResponse, SendError};
 use spin_sdk::http::{self as spin_http, Method};
 use spin_sdk::sqlite;
 
@@ -154,24 +155,60 @@ fn now_unix() -> i64 {
 /// Forwards a request to another component of the app through Spin's local service
 /// chaining (`http://<component>.spin.internal`), no network hop involved.
 pub async fn forward(component: &str, req: &Request) -> Response {
-    let mut uri = format!("http://{component}.spin.internal{}", req.path);
+    let mut url = format!("http://{component}.spin.internal{}", req.path);
     if !req.query.is_empty() {
-        uri.push('?');
-        uri.push_str(&req.query);
+        url.push('?');
+        url.push_str(&req.query);
     }
-    let mut builder = spin_http::Request::builder();
-    builder.method(method_from_name(&req.method)).uri(uri);
+    let Some(method) = write_method(&req.method) else {
+        return ApiError::method_not_allowed(&req.method, "GET, POST, PUT, PATCH, DELETE")
+            .into_response(Api::for_path(&req.path));
+    };
+    let mut outgoing = OutboundRequest::new(method, url);
+    // Spin sets its own spin-* headers on the chained request; `host` names the target.
     for (name, value) in &req.headers {
-        // Spin sets its own spin-* headers for the chained request; `host` names the target.
         if !name.starts_with("spin-") && !name.eq_ignore_ascii_case("host") {
-            builder.header(name.as_str(), value.as_str());
+            outgoing.headers.push((name.clone(), value.clone()));
         }
     }
-    let outgoing = builder.body(req.body.clone()).build();
-    match spin_http::send::<_, spin_http::Response>(outgoing).await {
+    outgoing.body = req.body.clone();
+    match SpinHttp.send(outgoing).await {
         Ok(res) => Response {
-            status: *res.status(),
-            headers: res
+            status: res.status,
+            headers: res.headers,
+            body: res.body,
+        },
+        Err(e) => ApiError::internal(&format!("forwarding to the {component} component"), e)
+            .into_response(Api::for_path(&req.path)),
+    }
+}
+
+/// The write methods that are forwarded.
+pub fn write_method(method: &str) -> Option<&'static str> {
+    ["POST", "PUT", "PATCH", "DELETE"]
+        .into_iter()
+        .find(|m| *m == method)
+}
+
+/// Outbound HTTP through Spin (`wasi:http`), limited by the component's `allowed_outbound_hosts`.
+pub struct SpinHttp;
+
+impl HttpSender for SpinHttp {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError> {
+        let mut builder = spin_http::Request::builder();
+        builder
+            .method(method_from_name(request.method))
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder.header(name.as_str(), value.as_str());
+        }
+        let outgoing = builder.body(request.body).build();
+        let response: spin_http::Response = spin_http::send(outgoing)
+            .await
+            .map_err(|e| SendError(e.to_string()))?;
+        Ok(OutboundResponse {
+            status: *response.status(),
+            headers: response
                 .headers()
                 .map(|(n, v)| {
                     (
@@ -180,9 +217,7 @@ pub async fn forward(component: &str, req: &Request) -> Response {
                     )
                 })
                 .collect(),
-            body: res.into_body(),
-        },
-        Err(e) => ApiError::internal(&format!("forwarding to the {component} component"), e)
-            .into_response(Api::for_path(&req.path)),
+            body: response.into_body(),
+        })
     }
 }
