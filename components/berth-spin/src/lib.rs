@@ -7,7 +7,7 @@ use berth_domain::envelope::{Api, ApiError};
 use berth_domain::http::{Request, Response};
 use berth_domain::outbound::{HttpSender, OutboundRequest, OutboundResponse, SendError};
 use spin_sdk::http::{self as spin_http, Method};
-use spin_sdk::sqlite;
+use spin_sdk::{pg4, sqlite};
 
 /// Spin's SQLite database (`fermyon:spin/sqlite`).
 pub struct SpinSqlite(sqlite::Connection);
@@ -54,6 +54,59 @@ fn from_sqlite(v: sqlite::Value) -> Value {
     }
 }
 
+/// PostgreSQL through Spin (`spin:postgres/postgres@4.0.0`), for replicas sharing one database.
+pub struct SpinPostgres(pg4::Connection);
+
+impl Db for SpinPostgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let sql = berth_domain::db::to_postgres_placeholders(sql);
+        let params: Vec<pg4::ParameterValue> = params.iter().map(to_pg).collect();
+        let result = self
+            .0
+            .query(&sql, &params)
+            .map_err(|e| DbError::from_message(format!("{e:?}")))?;
+        Ok(Rows {
+            columns: result.columns.into_iter().map(|c| c.name).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(from_pg).collect())
+                .collect(),
+        })
+    }
+}
+
+fn to_pg(v: &Value) -> pg4::ParameterValue {
+    match v {
+        Value::Null => pg4::ParameterValue::DbNull,
+        Value::Integer(i) => pg4::ParameterValue::Int64(*i),
+        Value::Real(f) => pg4::ParameterValue::Floating64(*f),
+        Value::Text(s) => pg4::ParameterValue::Str(s.clone()),
+        Value::Blob(b) => pg4::ParameterValue::Binary(b.clone()),
+    }
+}
+
+fn from_pg(v: pg4::DbValue) -> Value {
+    use pg4::DbValue as V;
+    match v {
+        V::DbNull => Value::Null,
+        V::Boolean(b) => Value::Integer(b as i64),
+        V::Int8(i) => Value::Integer(i as i64),
+        V::Int16(i) => Value::Integer(i as i64),
+        V::Int32(i) => Value::Integer(i as i64),
+        V::Int64(i) => Value::Integer(i),
+        V::Floating32(f) => Value::Real(f as f64),
+        V::Floating64(f) => Value::Real(f),
+        V::Str(s) => Value::Text(s),
+        V::Binary(b) => Value::Blob(b),
+        other => Value::Text(format!("{other:?}")),
+    }
+}
+
 /// Spin variables (`fermyon:spin/variables`); names are the component's variables.
 pub struct SpinVariables;
 
@@ -69,11 +122,24 @@ pub fn open_db() -> Result<Box<dyn Db>, ApiError> {
         "sqlite" | "" => sqlite::Connection::open_default()
             .map(|c| Box::new(SpinSqlite(c)) as Box<dyn Db>)
             .map_err(|e| ApiError::internal("opening the database", format!("{e:?}"))),
+        "postgres" => {
+            let url = SpinVariables.get("db_url").unwrap_or_default();
+            pg4::Connection::open(&url)
+                .map(|c| Box::new(SpinPostgres(c)) as Box<dyn Db>)
+                .map_err(|e| {
+                    ApiError::internal("connecting to PostgreSQL", trim_pg_error(&format!("{e:?}")))
+                })
+        }
         other => Err(ApiError::internal(
             "opening the database",
             format!("unknown store '{other}'"),
         )),
     }
+}
+
+/// Spin's PostgreSQL errors carry a long `<unknown>` stack trace: keep the first line.
+fn trim_pg_error(e: &str) -> String {
+    e.lines().next().unwrap_or(e).to_owned()
 }
 
 fn method_name(m: &Method) -> String {
