@@ -1,0 +1,23 @@
+//! Host bindings for the Spin interfaces berth implements, generated from the WIT in `/wit`.
+
+wasmtime::component::bindgen!({
+    path: ["../wit/spin@2.0.0", "../wit/spin-sqlite@3.0.0"],
+    inline: "
+        package berth:host;
+
+        world spin-apis {
+            import fermyon:spin/sqlite@2.0.0;
+            import fermyon:spin/key-value@2.0.0;
+            import fermyon:spin/variables@2.0.0;
+            import spin:sqlite/sqlite@3.0.0;
+        }
+    ",
+    with: {
+        // Both SQLite interface versions share one connection type and one table.
+        "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
+        "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
+        "fermyon:spin/key-value.store": crate::key_value::Store,
+    },
+    // Resource-table lookups can fail; such failures trap instead of reaching the guest.
+    imports: { default: trappable },
+});

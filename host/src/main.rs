@@ -1,0 +1,142 @@
+//! `berth`: runs berth's Spin HTTP components locally, in tests and at the edge, like `spin up`.
+
+mod bindings;
+mod build;
+mod key_value;
+mod manifest;
+mod outbound_http;
+mod routes;
+mod runtime;
+mod server;
+mod sqlite;
+mod token;
+mod variables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "A Spin-compatible host for berth's components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application's HTTP triggers (like `spin up`).
+    Up {
+        /// Run `berth build` first.
+        #[arg(long)]
+        build: bool,
+        /// Address to listen on; port 0 picks a free port (the real address is printed).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Directory for the SQLite database, key-value store and compilation cache
+        /// (default: `.spin` next to the manifest, as Spin).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The application manifest.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+    },
+    /// Run each component's `[component.<id>.build] command` (like `spin build`).
+    Build {
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+    },
+    /// Print a signed HS256 bearer token for this app's `jwt_secret`.
+    Token {
+        /// Subject (user name).
+        #[arg(long)]
+        sub: String,
+        /// `user` or `admin`.
+        #[arg(long)]
+        role: String,
+        /// Lifetime: `30s`, `15m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BERTH_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("warn,berth=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-f` may name the manifest or the directory holding `spin.toml`, as in Spin.
+fn manifest_path(from: PathBuf) -> PathBuf {
+    if from.is_dir() {
+        from.join("spin.toml")
+    } else {
+        from
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up {
+            build,
+            listen,
+            state_dir,
+            from,
+        } => {
+            let from = manifest_path(from);
+            if build {
+                build::run(&from)?;
+            }
+            let app = manifest::parse_file(&from)?;
+            manifest::check_sources(&app)?;
+            let state_dir = state_dir.unwrap_or_else(|| app.dir.join(".spin"));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(async move {
+                // Compilation is CPU-bound and blocking: keep it off the async workers.
+                let server = tokio::task::spawn_blocking(move || server::Server::new(&app, &state_dir))
+                    .await??;
+                tokio::select! {
+                    r = server.serve(listen) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Command::Build { from } => build::run(&manifest_path(from)),
+        Command::Token {
+            sub,
+            role,
+            ttl,
+            from,
+        } => {
+            let app = manifest::parse_file(&manifest_path(from))?;
+            println!("{}", token::issue(&app, &sub, &role, &ttl)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! The HTTP trigger: a hyper server that routes each request to a fresh component instance.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri, uri::Authority};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
+
+use crate::key_value::{KeyValueState, Stores};
+use crate::manifest::App;
+use crate::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
+use crate::routes::{RouteMatch, Router};
+use crate::runtime::{self, InstanceState};
+use crate::sqlite::{Databases, SqliteState};
+use crate::variables::{AppVariables, ComponentVariables, VariablesState};
+
+/// Client address Spin reports for service-chaining requests.
+const CHAINED_CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
+
+/// One runnable component: compiled and pre-linked once, instantiated per request.
+struct ComponentRuntime {
+    id: String,
+    description: String,
+    pre: ProxyPre<InstanceState>,
+    environment: Vec<(String, String)>,
+    allowed_hosts: Arc<AllowedHosts>,
+    sqlite_allowed: Arc<HashSet<String>>,
+    kv_allowed: Arc<HashSet<String>>,
+    variables: Arc<ComponentVariables>,
+}
+
+pub struct Server {
+    engine: Engine,
+    router: Router,
+    components: HashMap<String, Arc<ComponentRuntime>>,
+    databases: Arc<Databases>,
+    stores: Arc<Stores>,
+    app_name: String,
+    app_version: String,
+    local_addr: OnceLock<SocketAddr>,
+}
+
+fn empty() -> WasiBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn full(bytes: impl Into<Bytes>) -> WasiBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn status(code: StatusCode) -> Response<WasiBody> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = code;
+    r
+}
+
+impl Server {
+    /// Validates the app against the runtime, compiles every routed component and builds the router.
+    pub fn new(app: &App, state_dir: &Path) -> Result<Arc<Server>> {
+        let app_vars = AppVariables::from_environment(app)?;
+
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+        let databases = Arc::new(Databases::new(state_dir));
+        let stores = Arc::new(Stores::new(state_dir));
+
+        // Only triggered components run (as in Spin); each is compiled once.
+        let mut ids: Vec<&str> = app.triggers.iter().map(|t| t.component.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+
+        // Like Spin without runtime config: only the "default" database and store exist.
+        for id in &ids {
+            let c = &app.components[*id];
+            if let Some(label) = c.sqlite_databases.iter().find(|l| !databases.is_defined(l)) {
+                bail!(
+                    "component {id:?} uses SQLite database {label:?}, which is not defined: \
+                     berth provides only \"default\""
+                );
+            }
+            if let Some(label) = c.key_value_stores.iter().find(|l| !stores.is_defined(l)) {
+                bail!(
+                    "unknown key_value_stores label {label:?} for component {id:?}: berth \
+                     provides only \"default\""
+                );
+            }
+        }
+        if ids.iter().any(|id| !app.components[*id].sqlite_databases.is_empty()) {
+            for (label, pool) in [("default", databases.pool("default"))] {
+                if let Some(pool) = pool {
+                    pool.warm_up().with_context(|| {
+                        format!("cannot open SQLite database {label:?} at {}", pool.path().display())
+                    })?;
+                }
+            }
+        }
+        if ids.iter().any(|id| !app.components[*id].key_value_stores.is_empty()) {
+            stores
+                .init()
+                .context("cannot open the key-value store database")?;
+        }
+
+        let engine = runtime::engine()?;
+        let linker = runtime::linker(&engine)?;
+        // BERTH_COMPILE_CACHE lets many short-lived hosts (tests) share one cache across
+        // fresh state directories.
+        let cache_dir = std::env::var_os("BERTH_COMPILE_CACHE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| state_dir.join("cache"));
+        let all_ids: Vec<String> = app.components.keys().cloned().collect();
+
+        let mut components = HashMap::new();
+        for id in ids {
+            let c = &app.components[id];
+            let started = Instant::now();
+            let component = runtime::load_component(&engine, &c.source, &cache_dir)
+                .with_context(|| format!("component {id:?}"))?;
+            let pre = link(&linker, &component, id)?;
+            tracing::info!(
+                "component {id} ready in {:.0?} ({})",
+                started.elapsed(),
+                c.source_display
+            );
+            let allowed_hosts =
+                AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars, &all_ids)
+                    .with_context(|| format!("component {id:?}"))?;
+            components.insert(
+                id.to_string(),
+                Arc::new(ComponentRuntime {
+                    id: id.to_string(),
+                    description: c.description.clone(),
+                    pre,
+                    environment: c
+                        .environment
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    allowed_hosts: Arc::new(allowed_hosts),
+                    sqlite_allowed: Arc::new(c.sqlite_databases.iter().cloned().collect()),
+                    kv_allowed: Arc::new(c.key_value_stores.iter().cloned().collect()),
+                    variables: Arc::new(ComponentVariables::resolve(id, &c.variables, &app_vars)),
+                }),
+            );
+        }
+
+        Ok(Arc::new(Server {
+            engine,
+            router: Router::build(&app.triggers)?,
+            components,
+            databases,
+            stores,
+            app_name: app.name.clone(),
+            app_version: app.version.clone(),
+            local_addr: OnceLock::new(),
+        }))
+    }
+
+    /// Binds, prints Spin's start-up banner on stdout, then serves until the process ends.
+    pub async fn serve(self: Arc<Self>, listen: SocketAddr) -> Result<()> {
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow!("{listen} is already in use")
+            } else {
+                anyhow!("Unable to listen on {listen}: {e}")
+            }
+        })?;
+        let addr = listener.local_addr()?;
+        let _ = self.local_addr.set(addr);
+        self.print_banner(addr)?;
+
+        loop {
+            let (stream, client_addr) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Transient (e.g. EMFILE): keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let server = server.clone();
+                    async move {
+                        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
+                        Ok::<_, Infallible>(server.handle(req, client_addr).await)
+                    }
+                });
+                if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!("error serving connection from {client_addr}: {e}");
+                }
+            });
+        }
+    }
+
+    fn print_banner(&self, addr: SocketAddr) -> Result<()> {
+        let base = format!("http://{addr}");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "\nServing {base}")?;
+        writeln!(out, "Available Routes:")?;
+        for (component, path, wildcard) in self.router.routes() {
+            let suffix = if wildcard { " (wildcard)" } else { "" };
+            writeln!(out, "  {component}: {base}{path}{suffix}")?;
+            if let Some(c) = self.components.get(component)
+                && !c.description.is_empty()
+            {
+                writeln!(out, "    {}", c.description)?;
+            }
+        }
+        // Scripts and tests wait for this line: make sure it leaves the process now.
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Handles one inbound request end to end; never fails (errors become 500s).
+    pub async fn handle(self: &Arc<Self>, mut req: Request<WasiBody>, client_addr: SocketAddr) -> Response<WasiBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        strip_forbidden_headers(&mut req);
+
+        let (resp, component) = if let Some(wk) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+            (self.well_known(wk), None)
+        } else {
+            match self.router.route(&path) {
+                Some(m) => {
+                    let resp = self.handle_route(req, &m, client_addr).await;
+                    (resp, Some(m.component))
+                }
+                // Spin: unmatched paths get an empty 404.
+                None => (status(StatusCode::NOT_FOUND), None),
+            }
+        };
+        log_request(&method, &path, resp.status(), component.as_deref(), started, None);
+        resp
+    }
+
+    /// In-process service chaining: `http://<id>.spin.internal/...` from `caller`.
+    pub async fn handle_chained(
+        self: &Arc<Self>,
+        caller: &str,
+        target: &str,
+        req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, HttpError> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        if !self.components.contains_key(target) {
+            tracing::error!(
+                "component {caller} called http://{target}.spin.internal, but no routed component {target:?} exists"
+            );
+            return Err(HttpError::DestinationNotFound);
+        }
+        // Spin routes chained requests as if they matched the target's `/...` route.
+        let m = RouteMatch::synthetic(target, &path);
+        let resp = self.handle_route(req, &m, CHAINED_CLIENT_ADDR).await;
+        log_request(&method, &path, resp.status(), Some(target), started, Some(caller));
+        Ok(resp)
+    }
+
+    /// A relative URL (or `self.alt`) from a component: served by this app, in-process.
+    pub async fn handle_self_request(
+        self: &Arc<Self>,
+        mut req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, HttpError> {
+        let addr = self
+            .local_addr
+            .get()
+            .copied()
+            .ok_or(HttpError::HttpRequestUriInvalid)?;
+        let host = HeaderValue::from_str(&addr.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        *req.uri_mut() = Uri::builder()
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        req.headers_mut().insert(http::header::HOST, host);
+        Ok(Box::pin(self.handle(req, addr)).await)
+    }
+
+    fn well_known(&self, path: &str) -> Response<WasiBody> {
+        match path {
+            "health" => Response::new(full("OK")),
+            "info" => {
+                let mut info = serde_json::json!({ "name": self.app_name });
+                if !self.app_version.is_empty() {
+                    info["version"] = self.app_version.clone().into();
+                }
+                let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+                let mut r = Response::new(full(body));
+                r.headers_mut()
+                    .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            _ => status(StatusCode::NOT_FOUND),
+        }
+    }
+
+    async fn handle_route(
+        self: &Arc<Self>,
+        mut req: Request<WasiBody>,
+        m: &RouteMatch,
+        client_addr: SocketAddr,
+    ) -> Response<WasiBody> {
+        let Some(component) = self.components.get(&m.component).cloned() else {
+            tracing::error!("no runnable component {:?}", m.component);
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        if let Err(e) = set_req_uri(&mut req).and_then(|()| prepare_headers(&mut req, m, client_addr)) {
+            tracing::error!(component = %component.id, "bad request: {e:#}");
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        match self.execute(&component, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                // A trap or a guest that never answered: Spin's empty 500. The server goes on.
+                tracing::error!(component = %component.id, "error processing request: {e:?}");
+                status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    fn new_store(self: &Arc<Self>, component: &ComponentRuntime) -> Store<InstanceState> {
+        let wasi = WasiCtx::builder()
+            .envs(&component.environment)
+            .inherit_stdout()
+            .inherit_stderr()
+            .build();
+        let state = InstanceState {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHttp {
+                component_id: component.id.clone(),
+                allowed: component.allowed_hosts.clone(),
+                server: self.clone(),
+            },
+            sqlite: SqliteState::new(component.sqlite_allowed.clone(), self.databases.clone()),
+            key_value: KeyValueState::new(component.kv_allowed.clone(), self.stores.clone()),
+            variables: VariablesState {
+                vars: component.variables.clone(),
+            },
+        };
+        Store::new(&self.engine, state)
+    }
+
+    /// Runs the guest's `wasi:http/incoming-handler` in a fresh instance (as Spin's
+    /// WasiHttpExecutor does): the response is returned as soon as the guest sets it, while
+    /// the guest task keeps streaming the body.
+    async fn execute(
+        self: &Arc<Self>,
+        component: &Arc<ComponentRuntime>,
+        req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>> {
+        let mut store = self.new_store(component);
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(anyhow::Error::from)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let response = store
+            .data_mut()
+            .http()
+            .new_response_outparam(tx)
+            .map_err(anyhow::Error::from)?;
+        let pre = component.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, response)
+                .await
+        });
+
+        match rx.await {
+            Ok(Ok(resp)) => {
+                let id = component.id.clone();
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(
+                            component = %id,
+                            "component error after the response started (body may be truncated): {e:?}"
+                        ),
+                        Err(e) => tracing::error!(component = %id, "component task failed: {e}"),
+                    }
+                });
+                Ok(resp)
+            }
+            Ok(Err(code)) => Err(anyhow!("component returned an error response: {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow!(
+                    "guest failed to produce a response prior to returning"
+                )),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("guest invocation failed")),
+                Err(e) => Err(anyhow!("guest invocation panicked: {e}")),
+            },
+        }
+    }
+}
+
+fn link(linker: &Linker<InstanceState>, component: &Component, id: &str) -> Result<ProxyPre<InstanceState>> {
+    let pre = match linker.instantiate_pre(component) {
+        Ok(pre) => pre,
+        Err(e) => {
+            // An import berth does not implement (e.g. spin:postgres) would make the whole
+            // component unusable; let it run and trap only if that import is actually called.
+            tracing::warn!(
+                "component {id}: {e}; calls to unimplemented imports will trap"
+            );
+            let mut linker = linker.clone();
+            linker
+                .define_unknown_imports_as_traps(component)
+                .map_err(anyhow::Error::from)?;
+            linker
+                .instantiate_pre(component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component {id:?} cannot be linked"))?
+        }
+    };
+    ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
+        format!(
+            "component {id:?} does not export wasi:http/incoming-handler@0.2.x; berth runs \
+             wasi-http components (spin-sdk 3+)"
+        )
+    })
+}
+
+/// Spin's `strip_forbidden_headers`.
+fn strip_forbidden_headers(req: &mut Request<WasiBody>) {
+    let headers = req.headers_mut();
+    if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok())
+        && service_chaining_target(host).is_some()
+    {
+        headers.remove(http::header::HOST);
+    }
+    // Transport information for this hop only; guests forwarding it would break things.
+    headers.remove(http::header::CONNECTION);
+}
+
+/// Spin's `set_req_uri`: absolute URI from the `Host` header (or the URI's own authority).
+fn set_req_uri(req: &mut Request<WasiBody>) -> Result<()> {
+    let header_authority = req
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| -> Result<Authority> {
+            let s = h.to_str().context("'Host' header is not valid UTF-8")?;
+            s.parse().context("'Host' header contains an invalid authority")
+        })
+        .transpose()?;
+    let mut parts = req.uri().clone().into_parts();
+    let authority = match (header_authority, parts.authority.take()) {
+        (None, None) => bail!("no 'Host' header present in request"),
+        (Some(a), None) | (None, Some(a)) => a,
+        (Some(a1), Some(a2)) => {
+            if a1 != a2 {
+                bail!("authority in 'Host' header does not match authority in URI");
+            }
+            a1
+        }
+    };
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *req.uri_mut() = Uri::from_parts(parts)?;
+    Ok(())
+}
+
+/// The `spin-*` request headers, computed exactly as Spin's `compute_default_headers`.
+pub fn spin_headers(uri: &Uri, host: &str, m: &RouteMatch, client_addr: SocketAddr) -> Vec<(String, String)> {
+    let abs_path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let mut h = vec![
+        ("spin-path-info".to_string(), m.path_info.clone()),
+        ("spin-full-url".to_string(), format!("{scheme}://{host}{abs_path}")),
+        ("spin-matched-route".to_string(), m.based_route.clone()),
+        ("spin-base-path".to_string(), "/".to_string()),
+        ("spin-raw-component-route".to_string(), m.raw_route.clone()),
+        ("spin-component-route".to_string(), m.raw_route_or_prefix().to_string()),
+        ("spin-client-addr".to_string(), client_addr.to_string()),
+    ];
+    for (name, value) in &m.params {
+        // SPIN_PATH_MATCH_<NAME> becomes a header name with `_` -> `-`, lower-cased.
+        let key = format!("spin-path-match-{}", name.replace('_', "-").to_ascii_lowercase());
+        h.push((key, value.clone()));
+    }
+    h
+}
+
+fn prepare_headers(req: &mut Request<WasiBody>, m: &RouteMatch, client_addr: SocketAddr) -> Result<()> {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| h.to_str().map(str::to_string))
+        .transpose()
+        .context("'Host' header is not valid UTF-8")?
+        .unwrap_or_else(|| "localhost".to_string());
+    // Spin appends its headers to the client's (it does not replace same-named ones).
+    for (name, value) in spin_headers(req.uri(), &host, m, client_addr) {
+        let (Ok(name), Ok(value)) = (name.parse::<HeaderName>(), HeaderValue::from_str(&value)) else {
+            continue;
+        };
+        req.headers_mut().append(name, value);
+    }
+    Ok(())
+}
+
+fn log_request(
+    method: &http::Method,
+    path: &str,
+    status: StatusCode,
+    component: Option<&str>,
+    started: Instant,
+    chained_from: Option<&str>,
+) {
+    let component = component.unwrap_or("-");
+    let elapsed = started.elapsed();
+    match chained_from {
+        Some(caller) => tracing::info!(
+            target: "berth::request",
+            "{method} {path} {} {component} (chained from {caller}) {:.1}ms",
+            status.as_u16(),
+            elapsed.as_secs_f64() * 1000.0
+        ),
+        None => tracing::info!(
+            target: "berth::request",
+            "{method} {path} {} {component} {:.1}ms",
+            status.as_u16(),
+            elapsed.as_secs_f64() * 1000.0
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers_for(route: &str, path: &str) -> HashMap<String, String> {
+        let triggers = vec![crate::manifest::HttpTrigger {
+            component: "c".into(),
+            route: crate::manifest::Route::Path(route.into()),
+        }];
+        let router = Router::build(&triggers).unwrap();
+        let m = router.route(path.split('?').next().unwrap()).unwrap();
+        let uri: Uri = format!("http://example.com{path}").parse().unwrap();
+        spin_headers(&uri, "example.com", &m, "127.0.0.1:8777".parse().unwrap())
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn spin_headers_for_wildcard_with_params() {
+        let h = headers_for("/base/:path_segment/:path_end/...", "/base/path/end/rest?key=value");
+        assert_eq!(h["spin-full-url"], "http://example.com/base/path/end/rest?key=value");
+        assert_eq!(h["spin-path-info"], "/rest");
+        assert_eq!(h["spin-matched-route"], "/base/:path_segment/:path_end/...");
+        assert_eq!(h["spin-raw-component-route"], "/base/:path_segment/:path_end/...");
+        assert_eq!(h["spin-component-route"], "/base/:path_segment/:path_end");
+        assert_eq!(h["spin-base-path"], "/");
+        assert_eq!(h["spin-client-addr"], "127.0.0.1:8777");
+        assert_eq!(h["spin-path-match-path-segment"], "path");
+        assert_eq!(h["spin-path-match-path-end"], "end");
+        assert_eq!(h.len(), 9);
+    }
+
+    #[test]
+    fn spin_headers_match_spin_facts_table() {
+        let h = headers_for("/api/v1/images/...", "/api/v1/images");
+        assert_eq!(h["spin-matched-route"], "/api/v1/images/...");
+        assert_eq!(h["spin-path-info"], "");
+        assert_eq!(h["spin-component-route"], "/api/v1/images");
+        let h = headers_for("/api/v1/images:import", "/api/v1/images:import");
+        assert_eq!(h["spin-matched-route"], "/api/v1/images:import");
+        assert_eq!(h["spin-path-info"], "");
+        assert_eq!(h["spin-component-route"], "/api/v1/images:import");
+        let h = headers_for("/api/v1/images:import/...", "/api/v1/images:import/bmdpbng/progress");
+        assert_eq!(h["spin-path-info"], "/bmdpbng/progress");
+        assert_eq!(h["spin-component-route"], "/api/v1/images:import");
+
+        // Service chaining to a private component.
+        let m = RouteMatch::synthetic("admin", "/api/v1/images/7");
+        let uri: Uri = "http://admin.spin.internal/api/v1/images/7".parse().unwrap();
+        let h: HashMap<_, _> = spin_headers(&uri, "localhost", &m, CHAINED_CLIENT_ADDR)
+            .into_iter()
+            .collect();
+        assert_eq!(h["spin-matched-route"], "/...");
+        assert_eq!(h["spin-path-info"], "/api/v1/images/7");
+        assert_eq!(h["spin-component-route"], "");
+        assert_eq!(h["spin-full-url"], "http://localhost/api/v1/images/7");
+    }
+}
