@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod envelope;
+pub mod harbor;
 pub mod http;
 pub mod image_ref;
 pub mod import_state;
