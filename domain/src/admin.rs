@@ -18,17 +18,22 @@ use crate::envelope::{Api, ApiError, respond};
 use crate::http::{Request, Response};
 use crate::image_ref::ImageRef;
 use crate::model::{ChipType, Image, Publication, parse_size};
+use crate::outbound::HttpSender;
 use crate::{migrations, store, time, views};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn handle(req: &Request, ctx: &Context<'_>) -> Response {
+pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) -> Response {
     let api = Api::for_path(&req.path);
-    respond(api, route(req, ctx))
+    respond(api, route(req, ctx, sender).await)
 }
 
-fn route(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
+async fn route<S: HttpSender>(
+    req: &Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Response, ApiError> {
     let caller = caller(req, ctx)?;
     let segments = req.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -47,13 +52,19 @@ fn route(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
         ("PUT" | "PATCH", ["api", "v1", "images", id]) => {
             write(&|| w.update(Api::V1, parse_id(id)?))
         }
-        ("DELETE", ["api", "v1", "images", id]) => write(&|| w.delete(Api::V1, parse_id(id)?)),
+        ("DELETE", ["api", "v1", "images", id]) => {
+            migrations::ensure(ctx.db)?;
+            w.delete(Api::V1, parse_id(id)?, sender).await
+        }
         ("POST", ["api", "images"]) => write(&|| w.create(Api::Console)),
         ("POST", ["api", "images", "build"]) => {
             Err(ApiError::not_implemented("custom image builds"))
         }
         ("PUT", ["api", "images", id]) => write(&|| w.update(Api::Console, parse_id(id)?)),
-        ("DELETE", ["api", "images", id]) => write(&|| w.delete(Api::Console, parse_id(id)?)),
+        ("DELETE", ["api", "images", id]) => {
+            migrations::ensure(ctx.db)?;
+            w.delete(Api::Console, parse_id(id)?, sender).await
+        }
         ("PUT", ["api", "images", id, "status"]) => write(&|| w.set_status(parse_id(id)?)),
         ("POST", ["api", "images", id, "versions"]) => write(&|| w.add_version(parse_id(id)?)),
         (_, path) => match allowed_methods(path) {
@@ -736,8 +747,16 @@ impl Writer<'_> {
             .with_header("etag", &etag(&image)))
     }
 
-    fn delete(&self, api: Api, id: i64) -> Result<Response, ApiError> {
-        self.modifiable(id)?;
+    async fn delete<S: HttpSender>(
+        &self,
+        api: Api,
+        id: i64,
+        sender: S,
+    ) -> Result<Response, ApiError> {
+        let image = self.modifiable(id)?;
+        // Imported and built images live in Harbor too: delete there first, so a refusal
+        // keeps the catalog row and the user can try again.
+        crate::imports::delete_in_harbor(self.ctx, &image, sender).await?;
         with_write_tx(self.ctx.db, || {
             let building = self.ctx.db.query(
                 "SELECT id FROM builds WHERE base_image_id = ? AND status IN ('building', 'running') LIMIT 1",

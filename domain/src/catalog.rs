@@ -1,5 +1,5 @@
 //! The catalog component's routes: every read of both APIs. Writes on the same paths are
-//! forwarded to the private admin component (see [`forwards_to_admin`]).
+//! forwarded to other components (see [`forward_target`]).
 
 use serde_json::json;
 
@@ -7,13 +7,21 @@ use crate::auth::{self, Caller};
 use crate::config::Context;
 use crate::envelope::{Api, ApiError, respond};
 use crate::http::{Request, Response};
+use crate::outbound::HttpSender;
 use crate::query::{ListQuery, View};
-use crate::{migrations, store, views};
+use crate::{imports, migrations, store, views};
 
-/// Non-GET requests on the shared image paths belong to the admin component.
-pub fn forwards_to_admin(req: &Request) -> bool {
-    req.method != "GET"
-        && (is_under(&req.path, "/api/v1/images") || is_under(&req.path, "/api/images"))
+/// The component a request on catalog's paths belongs to, when it is not catalog's: import
+/// retries go to the importer, other writes (POST, PUT, PATCH, DELETE) on the shared image
+/// paths to admin.
+pub fn forward_target(req: &Request) -> Option<&'static str> {
+    if !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        return None;
+    }
+    if is_under(&req.path, "/api/v1/images") && req.path.ends_with("/importing:retry") {
+        return Some("importer");
+    }
+    (is_under(&req.path, "/api/v1/images") || is_under(&req.path, "/api/images")).then_some("admin")
 }
 
 fn is_under(path: &str, prefix: &str) -> bool {
@@ -21,9 +29,9 @@ fn is_under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-pub fn handle(req: &Request, ctx: &Context<'_>) -> Response {
+pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) -> Response {
     let api = Api::for_path(&req.path);
-    respond(api, route(req, ctx))
+    respond(api, route(req, ctx, sender).await)
 }
 
 /// Authenticates the caller from the `Authorization` header.
@@ -43,31 +51,58 @@ pub fn parse_id(segment: &str) -> Result<i64, ApiError> {
     }
 }
 
-fn route(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
+async fn route<S: HttpSender>(
+    req: &Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Response, ApiError> {
     let caller = caller(req, ctx)?;
+    let segments = req.segments();
+    // The reads that may ask Harbor.
+    match segments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["api", "v1", "images", id, "importing-details"] => {
+            get_only(req)?;
+            let id = parse_id(id)?;
+            migrations::ensure(ctx.db)?;
+            return imports::importing_details(id, ctx, &caller, sender).await;
+        }
+        ["api", "v1", "harbor", "stats"] => {
+            get_only(req)?;
+            migrations::ensure(ctx.db)?;
+            return imports::harbor_stats(ctx, sender).await;
+        }
+        _ => {}
+    }
+    route_local(req, ctx, &caller)
+}
+
+fn get_only(req: &Request) -> Result<(), ApiError> {
+    if req.method == "GET" {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(&req.method, "GET"))
+    }
+}
+
+fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let segments = req.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = |f: &dyn Fn() -> Result<Response, ApiError>| {
-        if req.method != "GET" {
-            return Err(ApiError::method_not_allowed(&req.method, "GET"));
-        }
+        get_only(req)?;
         migrations::ensure(ctx.db)?;
         f()
     };
     match segments.as_slice() {
-        ["api", "v1", "images"] => read(&|| list_v1(req, ctx, &caller)),
-        ["api", "v1", "images", id] => read(&|| detail_v1(parse_id(id)?, ctx, &caller)),
-        ["api", "v1", "images", id, "importing-details"] => {
-            read(&|| parse_id(id).and(Err(ApiError::not_implemented("importing-details"))))
-        }
-        ["api", "images"] => read(&|| list_console(req, ctx, &caller)),
-        ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, &caller)),
-        ["api", "images", id, "versions"] => {
-            read(&|| versions_console(parse_id(id)?, ctx, &caller))
-        }
-        ["api", "v1", "harbor", "stats"] => {
-            read(&|| Err(ApiError::not_implemented("Harbor statistics")))
-        }
+        ["api", "v1", "images"] => read(&|| list_v1(req, ctx, caller)),
+        ["api", "v1", "images", id] => read(&|| detail_v1(parse_id(id)?, ctx, caller)),
+        ["api", "images"] => read(&|| list_console(req, ctx, caller)),
+        ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, caller)),
+        ["api", "images", id, "versions"] => read(&|| versions_console(parse_id(id)?, ctx, caller)),
         ["api", "v1", "openapi.json"] => {
             read(&|| Ok(Response::json(200, &crate::openapi::document())))
         }

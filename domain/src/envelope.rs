@@ -172,15 +172,3 @@ mod tests {
         assert_eq!(err.body_json()["success"], false);
     }
 }
-
-/// The answer of a component whose routes are not built yet: 501 in the right envelope.
-pub fn not_implemented(req: &crate::http::Request, component: &str) -> Response {
-    ApiError::new(
-        501,
-        format!(
-            "{} {} is not implemented yet (component {component})",
-            req.method, req.path
-        ),
-    )
-    .into_response(Api::for_path(&req.path))
-}

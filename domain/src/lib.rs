@@ -11,6 +11,7 @@ pub mod harbor;
 pub mod http;
 pub mod image_ref;
 pub mod import_state;
+pub mod imports;
 pub mod migrations;
 pub mod model;
 pub mod openapi;

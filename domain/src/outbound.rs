@@ -13,7 +13,12 @@ pub struct OutboundRequest {
 
 impl OutboundRequest {
     pub fn new(method: &'static str, url: impl Into<String>) -> OutboundRequest {
-        OutboundRequest { method, url: url.into(), headers: Vec::new(), body: Vec::new() }
+        OutboundRequest {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> OutboundRequest {
@@ -22,7 +27,8 @@ impl OutboundRequest {
     }
 
     pub fn json(mut self, body: &serde_json::Value) -> OutboundRequest {
-        self.headers.push(("content-type".into(), "application/json".into()));
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
         self.body = serde_json::to_vec(body).expect("JSON values serialize");
         self
     }
@@ -37,7 +43,10 @@ pub struct OutboundResponse {
 
 impl OutboundResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -57,4 +66,11 @@ impl std::error::Error for SendError {}
 #[allow(async_fn_in_trait)]
 pub trait HttpSender {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError>;
+}
+
+/// A borrowed sender sends the same way, so one sender serves several clients.
+impl<T: HttpSender> HttpSender for &T {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, SendError> {
+        (**self).send(request).await
+    }
 }

@@ -102,6 +102,7 @@ CREATE TABLE imports (
     started_at       TEXT    NOT NULL,
     updated_at       TEXT    NOT NULL,
     last_event_at    TEXT,
+    failure_seen_at  TEXT,                            -- first time Harbor read Failed (confirmed later)
     deadline_at      TEXT    NOT NULL
 );
 CREATE INDEX imports_image     ON imports (image_id, id);
@@ -130,3 +131,10 @@ CREATE TABLE builds (
 CREATE INDEX builds_owner  ON builds (owner, created_at);
 CREATE INDEX builds_target ON builds (target);
 CREATE INDEX builds_base   ON builds (base_image_id);
+
+-- Short-lived copies of remote answers (e.g. Harbor's statistics).
+CREATE TABLE cached_values (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);

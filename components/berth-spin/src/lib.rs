@@ -198,18 +198,18 @@ pub fn from_domain(res: Response) -> spin_http::Response {
     builder.body(res.body).build()
 }
 
-/// Runs a domain handler with the database, variables and clock of this request.
-pub fn serve(req: &Request, handler: impl FnOnce(&Request, &Context<'_>) -> Response) -> Response {
-    let db = match open_db() {
-        Ok(db) => db,
-        Err(e) => return e.into_response(Api::for_path(&req.path)),
-    };
-    let ctx = Context {
-        db: db.as_ref(),
+/// The database for a request, or the error response to send.
+pub fn open_db_for(req: &Request) -> Result<Box<dyn Db>, Response> {
+    open_db().map_err(|e| e.into_response(Api::for_path(&req.path)))
+}
+
+/// The context a domain handler runs in: this request's database, variables and clock.
+pub fn context(db: &dyn Db) -> Context<'_> {
+    Context {
+        db,
         vars: &SpinVariables,
         now: now_unix(),
-    };
-    handler(req, &ctx)
+    }
 }
 
 fn now_unix() -> i64 {

@@ -1,10 +1,22 @@
-//! importer: starts imports of external images into Harbor.
+//! importer: starts imports of external images into Harbor, and retries failed ones.
 
+use berth_spin::SpinHttp;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: Request) -> Response {
+async fn handle(req: Request) -> Response {
     let req = berth_spin::to_domain(req);
-    berth_spin::from_domain(berth_domain::envelope::not_implemented(&req, "importer"))
+    let res = match berth_spin::open_db_for(&req) {
+        Ok(db) => {
+            berth_domain::imports::handle_importer(
+                &req,
+                &berth_spin::context(db.as_ref()),
+                SpinHttp,
+            )
+            .await
+        }
+        Err(res) => res,
+    };
+    berth_spin::from_domain(res)
 }

@@ -1,0 +1,1272 @@
+//! Imports through Harbor: the trigger and retry (importer), Harbor's webhooks and worker
+//! callbacks (progress), and reconciliation on read (catalog).
+//!
+//! berth never copies a layer: it asks Harbor to replicate `source` into its project and
+//! learns the outcome from Harbor. Webhooks may be late, repeated, reordered or lost, so
+//! completion is always decided from the execution's own status, every change goes through
+//! [`ImportState::advance`], and a reader that finds an import quiet asks Harbor itself.
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::config::Context;
+use crate::db::{Db, DbError, Dialect, Row, with_write_tx};
+use crate::envelope::{Api, ApiError};
+use crate::harbor::{
+    DeleteOutcome, Execution, ExecutionOutcome, HarborClient, HarborConfig, HarborError,
+    PolicySpec, SourceRegistry, WebhookSpec,
+};
+use crate::http::Response;
+use crate::image_ref::ImageRef;
+use crate::import_state::{ImportState, Observation, Phase};
+use crate::model::Image;
+use crate::outbound::HttpSender;
+use crate::{store, time};
+
+/// Settings of everything that talks to Harbor, from the component's variables.
+#[derive(Debug, Clone)]
+pub struct HarborSettings {
+    pub harbor: HarborConfig,
+    /// The registry host users pull imported images from (default: `harbor_url`'s host).
+    pub registry_host: String,
+    pub allowed_sources: Vec<String>,
+    pub deadline_seconds: i64,
+    /// How long a `Failed` execution must stay failed before berth believes it.
+    pub confirm_failure_seconds: i64,
+    /// A reader asks Harbor itself when nothing was heard for this long.
+    pub reconcile_after_seconds: i64,
+    /// Where Harbor should send webhooks (empty: don't manage the webhook policy).
+    pub webhook_url: String,
+    pub webhook_secret: String,
+}
+
+fn number(ctx: &Context<'_>, name: &str, default: i64) -> i64 {
+    ctx.var(name).trim().parse().unwrap_or(default)
+}
+
+impl HarborSettings {
+    /// 503 when no Harbor is configured.
+    pub fn from_context(ctx: &Context<'_>) -> Result<HarborSettings, ApiError> {
+        let base_url = ctx
+            .var("harbor_url")
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        if base_url.is_empty() {
+            return Err(ApiError::new(
+                503,
+                "no Harbor is configured (set the harbor_url variable)",
+            ));
+        }
+        let host = base_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&base_url)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let registry_host = match ctx.var("harbor_registry_host").trim() {
+            "" => host.to_owned(),
+            h => h.to_owned(),
+        };
+        let project = match ctx.var("harbor_project").trim() {
+            "" => "catalog".to_owned(),
+            p => p.to_owned(),
+        };
+        Ok(HarborSettings {
+            harbor: HarborConfig {
+                base_url,
+                username: ctx.var("harbor_username"),
+                password: ctx.var("harbor_password"),
+                project,
+            },
+            registry_host,
+            allowed_sources: ctx
+                .var("source_registries")
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            deadline_seconds: number(ctx, "import_deadline_seconds", 3600).max(1),
+            confirm_failure_seconds: number(ctx, "import_failure_confirm_seconds", 10).max(0),
+            reconcile_after_seconds: number(ctx, "import_reconcile_after_seconds", 5).max(0),
+            webhook_url: ctx.var("webhook_url").trim().to_owned(),
+            webhook_secret: ctx.var("harbor_webhook_secret"),
+        })
+    }
+
+    pub fn client<S: HttpSender>(&self, sender: S) -> HarborClient<S> {
+        HarborClient::new(sender, self.harbor.clone())
+    }
+
+    /// Where `source` lands: (registry host, repository with project, tag).
+    fn destination(&self, source: &ImageRef) -> (String, String, String) {
+        (
+            self.registry_host.clone(),
+            format!("{}/{}", self.harbor.project, source.repository),
+            source.tag.clone(),
+        )
+    }
+}
+
+/// One import attempt, as stored.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub id: i64,
+    pub image_id: i64,
+    pub source: String,
+    pub state: ImportState,
+    pub message: Option<String>,
+    pub execution_id: Option<i64>,
+    pub last_event_at: Option<String>,
+    pub failure_seen_at: Option<String>,
+    pub deadline_at: String,
+}
+
+const IMPORT_COLUMNS: &str = "id, image_id, source, state, progress, layers_detail, message, \
+    execution_id, last_event_at, failure_seen_at, deadline_at";
+
+impl ImportRow {
+    fn from_row(r: &Row<'_>) -> ImportRow {
+        ImportRow {
+            id: r.i64("id"),
+            image_id: r.i64("image_id"),
+            source: r.str("source").to_owned(),
+            state: ImportState {
+                phase: Phase::parse(r.str("state")).unwrap_or(Phase::Pending),
+                progress: r.i64("progress"),
+                layers: serde_json::from_str(r.str("layers_detail")).unwrap_or_default(),
+            },
+            message: r.opt_string("message"),
+            execution_id: r.get("execution_id").as_i64(),
+            last_event_at: r.opt_string("last_event_at"),
+            failure_seen_at: r.opt_string("failure_seen_at"),
+            deadline_at: r.str("deadline_at").to_owned(),
+        }
+    }
+}
+
+fn for_update(db: &dyn Db) -> &'static str {
+    match db.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    }
+}
+
+pub fn latest_import(db: &dyn Db, image_id: i64) -> Result<Option<ImportRow>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE image_id = ? ORDER BY id DESC LIMIT 1{}",
+            for_update(db)
+        ),
+        &[image_id.into()],
+    )?;
+    Ok(rows.first().map(|r| ImportRow::from_row(&r)))
+}
+
+fn import_by_execution(db: &dyn Db, execution_id: i64) -> Result<Option<ImportRow>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE execution_id = ? ORDER BY id DESC LIMIT 1"
+        ),
+        &[execution_id.into()],
+    )?;
+    Ok(rows.first().map(|r| ImportRow::from_row(&r)))
+}
+
+fn image_at(
+    db: &dyn Db,
+    registry: &str,
+    repository: &str,
+    tag: &str,
+) -> Result<Option<Image>, DbError> {
+    let sql = format!(
+        "SELECT {} FROM images WHERE registry = ? AND repository = ? AND tag = ?",
+        crate::model::IMAGE_COLUMNS
+    );
+    let rows = db.query(&sql, &[registry.into(), repository.into(), tag.into()])?;
+    Ok(rows.first().map(|r| Image::from_row(&r)))
+}
+
+/// Facts about the image in Harbor once it is there.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactFacts {
+    pub digest: String,
+    pub size: i64,
+    pub arch: Option<String>,
+    pub os: Option<String>,
+    pub platforms: Vec<crate::model::Platform>,
+}
+
+impl From<crate::harbor::Artifact> for ArtifactFacts {
+    fn from(a: crate::harbor::Artifact) -> ArtifactFacts {
+        let platforms: Vec<crate::model::Platform> = a
+            .platforms
+            .iter()
+            .map(|p| crate::model::Platform {
+                digest: p.digest.clone(),
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+                size: p.size.unwrap_or(0),
+            })
+            .collect();
+        let single = |f: fn(&crate::model::Platform) -> &String| {
+            let mut values: Vec<&String> = platforms.iter().map(f).collect();
+            values.dedup();
+            (values.len() == 1).then(|| values[0].clone())
+        };
+        ArtifactFacts {
+            digest: a.digest.clone(),
+            size: a.size,
+            arch: a.architecture.clone().or_else(|| {
+                if platforms.is_empty() {
+                    None
+                } else {
+                    single(|p| &p.architecture).or(Some("multi".into()))
+                }
+            }),
+            os: a.os.clone().or_else(|| single(|p| &p.os)),
+            platforms,
+        }
+    }
+}
+
+/// What one observation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    Unchanged,
+}
+
+/// Applies an observation to an import (and its image) in one write transaction:
+/// re-reads the row under the lock, so concurrent webhooks converge.
+pub fn observe(
+    db: &dyn Db,
+    image_id: i64,
+    observation: &Observation,
+    message: Option<&str>,
+    facts: Option<&ArtifactFacts>,
+) -> Result<Applied, ApiError> {
+    with_write_tx(db, || {
+        let Some(row) = latest_import(db, image_id)? else {
+            return Ok(Applied::Unchanged);
+        };
+        let Some(next) = row.state.advance(observation) else {
+            db.execute(
+                "UPDATE imports SET last_event_at = ? WHERE id = ?",
+                &[time::now_rfc3339().into(), row.id.into()],
+            )?;
+            return Ok(Applied::Unchanged);
+        };
+        let now = time::now_rfc3339();
+        db.execute(
+            "UPDATE imports SET state = ?, progress = ?, layers_detail = ?, message = COALESCE(?, message), \
+             updated_at = ?, last_event_at = ? WHERE id = ?",
+            &[
+                next.phase.as_str().into(),
+                next.progress.into(),
+                Value::Object(next.layers.clone()).to_string().into(),
+                message.map(str::to_owned).into(),
+                now.clone().into(),
+                now.clone().into(),
+                row.id.into(),
+            ],
+        )?;
+        match next.phase {
+            Phase::Succeeded => mark_ready(db, image_id, facts, &now)?,
+            Phase::Failed => {
+                db.execute(
+                    "UPDATE images SET status = 'failed', revision = revision + 1, updated_at = ? WHERE id = ?",
+                    &[now.into(), image_id.into()],
+                )?;
+            }
+            _ => {}
+        }
+        Ok(Applied::Changed)
+    })
+}
+
+fn mark_ready(
+    db: &dyn Db,
+    image_id: i64,
+    facts: Option<&ArtifactFacts>,
+    now: &str,
+) -> Result<(), DbError> {
+    let Some(f) = facts else {
+        return db.execute(
+            "UPDATE images SET status = 'ready', revision = revision + 1, updated_at = ? WHERE id = ?",
+            &[now.into(), image_id.into()],
+        );
+    };
+    db.execute(
+        "UPDATE images SET status = 'ready', digest = ?, size = ?, arch = ?, os = ?, revision = revision + 1, \
+         updated_at = ? WHERE id = ?",
+        &[
+            f.digest.clone().into(),
+            f.size.into(),
+            f.arch.clone().into(),
+            f.os.clone().into(),
+            now.into(),
+            image_id.into(),
+        ],
+    )?;
+    db.execute(
+        "DELETE FROM image_platforms WHERE image_id = ?",
+        &[image_id.into()],
+    )?;
+    for p in &f.platforms {
+        db.execute(
+            "INSERT INTO image_platforms (image_id, digest, architecture, os, variant, size) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+            &[
+                image_id.into(),
+                p.digest.clone().into(),
+                p.architecture.clone().into(),
+                p.os.clone().into(),
+                p.variant.clone().into(),
+                p.size.into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// A failure reason a portal user can act on.
+pub fn failure_reason(source: &str, status_text: &str) -> String {
+    let lower = status_text.to_ascii_lowercase();
+    if lower.contains("toomanyrequests") || lower.contains("rate limit") {
+        format!(
+            "the source registry rate-limited the pull of {source} (Docker Hub allows 10 anonymous pulls per hour): \
+             add credentials for it under /api/v1/registries, or retry later"
+        )
+    } else if lower.contains("unauthorized")
+        || lower.contains("authentication required")
+        || lower.contains("denied")
+    {
+        format!(
+            "the source registry refused access to {source} (unauthorized): add credentials for it under /api/v1/registries"
+        )
+    } else if status_text.trim().is_empty() {
+        format!(
+            "Harbor's replication of {source} failed without a reason; see the execution's tasks in Harbor"
+        )
+    } else {
+        format!(
+            "Harbor's replication of {source} failed: {}",
+            status_text.trim()
+        )
+    }
+}
+
+/// What an execution's status means for an import, given when a failure was first seen.
+fn judge(
+    execution: &Execution,
+    source: &str,
+    failure_seen_at: Option<&str>,
+    confirm_seconds: i64,
+    now: i64,
+) -> Judgement {
+    match execution.outcome() {
+        None => {
+            let progress = (execution.total > 0).then(|| {
+                (execution.succeed + execution.failed + execution.stopped) * 100 / execution.total
+            });
+            Judgement::Observe(
+                Observation::Running {
+                    progress: Some(progress.unwrap_or(0).max(5)),
+                },
+                None,
+            )
+        }
+        Some(ExecutionOutcome::Imported) => Judgement::Imported,
+        Some(ExecutionOutcome::NotFoundAtSource) => Judgement::Observe(
+            Observation::Failed,
+            Some(format!(
+                "{source} was not found at the source registry (no such repository or tag)"
+            )),
+        ),
+        Some(ExecutionOutcome::Stopped) => Judgement::Observe(
+            Observation::Failed,
+            Some(format!("the import of {source} was stopped in Harbor")),
+        ),
+        Some(ExecutionOutcome::Failed) => {
+            let seen = failure_seen_at.and_then(time::parse).map(|t| t.timestamp());
+            match seen {
+                Some(t) if now - t >= confirm_seconds => Judgement::Observe(
+                    Observation::Failed,
+                    Some(failure_reason(source, &execution.status_text)),
+                ),
+                Some(_) => Judgement::AwaitConfirmation { first_seen: false },
+                None if confirm_seconds == 0 => Judgement::Observe(
+                    Observation::Failed,
+                    Some(failure_reason(source, &execution.status_text)),
+                ),
+                None => Judgement::AwaitConfirmation { first_seen: true },
+            }
+        }
+    }
+}
+
+enum Judgement {
+    Observe(Observation, Option<String>),
+    Imported,
+    /// Harbor reads `Failed`, which it sometimes does briefly before `Succeed`.
+    AwaitConfirmation {
+        first_seen: bool,
+    },
+}
+
+/// Asks Harbor how import `row` is doing and records what it says. Errors reaching Harbor
+/// leave the import as it was (the next event or read tries again).
+pub async fn reconcile<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    sender: S,
+    row: &ImportRow,
+) -> Result<(), ApiError> {
+    if row.state.phase.is_terminal() {
+        return Ok(());
+    }
+    if time::parse(&row.deadline_at).is_some_and(|d| d.timestamp() < ctx.now) {
+        let message = format!(
+            "the import of {} did not finish within {} seconds; it can be retried",
+            row.source, settings.deadline_seconds
+        );
+        if let Some(execution_id) = row.execution_id {
+            let _ = settings.client(&sender).stop_execution(execution_id).await;
+        }
+        observe(
+            ctx.db,
+            row.image_id,
+            &Observation::Failed,
+            Some(&message),
+            None,
+        )?;
+        return Ok(());
+    }
+    let Some(execution_id) = row.execution_id else {
+        return Ok(());
+    };
+    let client = settings.client(&sender);
+    let execution = match client.execution(execution_id).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("warning: reading Harbor execution {execution_id}: {e}");
+            return Ok(());
+        }
+    };
+    match judge(
+        &execution,
+        &row.source,
+        row.failure_seen_at.as_deref(),
+        settings.confirm_failure_seconds,
+        ctx.now,
+    ) {
+        Judgement::Observe(observation, message) => {
+            if matches!(observation, Observation::Running { .. }) && row.failure_seen_at.is_some() {
+                ctx.db.execute(
+                    "UPDATE imports SET failure_seen_at = NULL WHERE id = ?",
+                    &[row.id.into()],
+                )?;
+            }
+            observe(ctx.db, row.image_id, &observation, message.as_deref(), None)?;
+        }
+        Judgement::Imported => {
+            let image = store::get(ctx.db, row.image_id)?;
+            let facts = match &image {
+                Some(i) => artifact_facts(&client, settings, i).await,
+                None => None,
+            };
+            observe(
+                ctx.db,
+                row.image_id,
+                &Observation::Succeeded,
+                None,
+                facts.as_ref(),
+            )?;
+        }
+        Judgement::AwaitConfirmation { first_seen } => {
+            let now = time::now_rfc3339();
+            if first_seen {
+                ctx.db.execute(
+                    "UPDATE imports SET failure_seen_at = ?, last_event_at = ? WHERE id = ?",
+                    &[now.clone().into(), now.into(), row.id.into()],
+                )?;
+            } else {
+                ctx.db.execute(
+                    "UPDATE imports SET last_event_at = ? WHERE id = ?",
+                    &[now.into(), row.id.into()],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The repository path inside the project: `pytorch/pytorch` for `catalog/pytorch/pytorch`.
+fn repository_in_project<'a>(settings: &HarborSettings, repository: &'a str) -> &'a str {
+    repository
+        .strip_prefix(settings.harbor.project.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(repository)
+}
+
+async fn artifact_facts<S: HttpSender>(
+    client: &HarborClient<S>,
+    settings: &HarborSettings,
+    image: &Image,
+) -> Option<ArtifactFacts> {
+    let repo = repository_in_project(settings, &image.repository);
+    match client.artifact(repo, &image.tag).await {
+        Ok(mut artifact) => {
+            if !artifact.platforms.is_empty() {
+                let _ = client.fill_platform_sizes(repo, &mut artifact).await;
+            }
+            Some(artifact.into())
+        }
+        Err(e) => {
+            eprintln!("warning: reading artifact {repo}:{}: {e}", image.tag);
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// importer: POST /api/v1/images:import and PUT /api/v1/images/{id}/importing:retry
+
+/// Seed 003's import answer, inside the v1 envelope.
+fn import_answer(
+    status: u16,
+    state: i64,
+    message: &str,
+    already: i64,
+    image_id: Option<i64>,
+) -> Response {
+    let data = json!({"state": state, "message": message, "alreadyImageId": already, "image_id": image_id});
+    if status == 200 {
+        Api::V1.ok_with(200, data, Some("success"))
+    } else {
+        Response::json(
+            status,
+            &json!({"code": status, "message": message, "data": data}),
+        )
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportBody {
+    source: String,
+    source_registry: Option<String>,
+}
+
+/// Docker Hub's names for itself.
+fn same_registry(given: &str, parsed: &str) -> bool {
+    let norm = |h: &str| {
+        let h = h
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        match h.as_str() {
+            "index.docker.io"
+            | "registry-1.docker.io"
+            | "hub.docker.com"
+            | "registry.hub.docker.com" => "docker.io".to_owned(),
+            _ => h,
+        }
+    };
+    norm(given) == norm(parsed)
+}
+
+/// How a request relates to what the catalog already has at the destination.
+enum Claim {
+    /// This request owns a new attempt.
+    Start {
+        image_id: i64,
+        import_id: i64,
+    },
+    Ready(i64),
+    InProgress(i64),
+}
+
+pub async fn start<S: HttpSender>(
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
+    let body: ImportBody = crate::admin::json_body(req)?;
+    let source =
+        ImageRef::parse(body.source.trim()).map_err(|e| ApiError::bad_param("source", e))?;
+    if let Some(given) = body
+        .source_registry
+        .as_deref()
+        .filter(|g| !g.trim().is_empty())
+    {
+        if !same_registry(given, &source.registry) {
+            return Err(ApiError::bad_param(
+                "sourceRegistry",
+                format!(
+                    "'{given}' does not match the source's registry '{}'",
+                    source.registry
+                ),
+            ));
+        }
+    }
+    let settings = HarborSettings::from_context(ctx)?;
+    if !settings
+        .allowed_sources
+        .iter()
+        .any(|a| a == &source.registry)
+    {
+        return Err(ApiError::forbidden(format!(
+            "{} is not an allowed import source; allowed: {}",
+            source.registry,
+            settings.allowed_sources.join(", ")
+        )));
+    }
+    crate::migrations::ensure(ctx.db)?;
+    let claim = claim(ctx, &settings, &source, caller)?;
+    match claim {
+        Claim::Ready(id) => Ok(import_answer(200, 2, "Image already exists", id, Some(id))),
+        Claim::InProgress(id) => Ok(import_answer(
+            200,
+            1,
+            "Image import already in progress",
+            0,
+            Some(id),
+        )),
+        Claim::Start {
+            image_id,
+            import_id,
+        } => run_import(ctx, &settings, sender, &source, image_id, import_id).await,
+    }
+}
+
+/// Decides, under the write lock, whether this request starts an attempt.
+fn claim(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    source: &ImageRef,
+    caller: &Caller,
+) -> Result<Claim, ApiError> {
+    let (registry, repository, tag) = settings.destination(source);
+    let db = ctx.db;
+    with_write_tx(db, || {
+        let now = time::now_rfc3339();
+        let image = image_at(db, &registry, &repository, &tag)?;
+        let image_id = match image {
+            Some(i) if i.status == "ready" => return Ok(Claim::Ready(i.id)),
+            Some(i) if i.status == "importing" => {
+                let expired = latest_import(db, i.id)?.is_some_and(|r| {
+                    time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now)
+                });
+                if !expired {
+                    return Ok(Claim::InProgress(i.id));
+                }
+                i.id
+            }
+            Some(i) if i.status == "failed" => i.id,
+            Some(i) => {
+                return Err(ApiError::conflict(format!(
+                    "{} is in the catalog as image {} ({}), not as an import",
+                    source.tagged(),
+                    i.id,
+                    i.status
+                )));
+            }
+            None => {
+                let name = source.tagged();
+                db.query(
+                    "INSERT INTO images (name, description, category, framework, registry, repository, tag, \
+                     visibility, owner, status, publication, origin, created_by, updated_by, created_at, updated_at) \
+                     VALUES (?, ?, 'imported', NULL, ?, ?, ?, 'public', ?, 'importing', 'online', 'import', ?, ?, ?, ?) \
+                     RETURNING id",
+                    &[
+                        name.clone().into(),
+                        format!("Imported from {name}").into(),
+                        registry.clone().into(),
+                        repository.clone().into(),
+                        tag.clone().into(),
+                        caller.name.clone().into(),
+                        caller.name.clone().into(),
+                        caller.name.clone().into(),
+                        now.clone().into(),
+                        now.clone().into(),
+                    ],
+                )?
+                .scalar_i64()
+                .ok_or_else(|| ApiError::internal("recording an import", "no id returned"))?
+            }
+        };
+        db.execute(
+            "UPDATE images SET status = 'importing', updated_by = ?, updated_at = ?, revision = revision + 1 WHERE id = ?",
+            &[caller.name.clone().into(), now.clone().into(), image_id.into()],
+        )?;
+        let attempt = db
+            .query(
+                "SELECT COUNT(*) FROM imports WHERE image_id = ?",
+                &[image_id.into()],
+            )?
+            .scalar_i64()
+            .unwrap_or(0)
+            + 1;
+        let deadline = time::to_rfc3339(
+            chrono::Utc::now() + chrono::Duration::seconds(settings.deadline_seconds),
+        );
+        let import_id = db
+            .query(
+                "INSERT INTO imports (image_id, source, source_registry, state, progress, layers_detail, attempt, \
+                 started_at, updated_at, deadline_at) VALUES (?, ?, ?, 'pending', 0, '{}', ?, ?, ?, ?) RETURNING id",
+                &[
+                    image_id.into(),
+                    source.tagged().into(),
+                    source.registry.clone().into(),
+                    attempt.into(),
+                    now.clone().into(),
+                    now.clone().into(),
+                    deadline.into(),
+                ],
+            )?
+            .scalar_i64()
+            .ok_or_else(|| ApiError::internal("recording an import", "no id returned"))?;
+        Ok(Claim::Start {
+            image_id,
+            import_id,
+        })
+    })
+}
+
+/// Source registry credentials an admin stored for this host, if any.
+fn source_registry(db: &dyn Db, source: &ImageRef) -> Result<SourceRegistry, DbError> {
+    let base = SourceRegistry::for_image(source);
+    let rows = db.query(
+        "SELECT username, password FROM registries WHERE host = ?",
+        &[source.registry.clone().into()],
+    )?;
+    Ok(match rows.first() {
+        Some(r) if !r.str("username").is_empty() => {
+            base.with_credential(r.str("username"), r.str("password"))
+        }
+        _ => base,
+    })
+}
+
+/// Drives Harbor for a claimed attempt: registry, policy, execution.
+async fn run_import<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    sender: S,
+    source: &ImageRef,
+    image_id: i64,
+    import_id: i64,
+) -> Result<Response, ApiError> {
+    let client = settings.client(&sender);
+    let registry = source_registry(ctx.db, source)?;
+    let steps = async {
+        client.ensure_project().await?;
+        if !settings.webhook_url.is_empty() {
+            client
+                .ensure_webhook_spec(&WebhookSpec {
+                    name: "berth".into(),
+                    address: settings.webhook_url.clone(),
+                    auth_header: format!("Bearer {}", settings.webhook_secret),
+                    event_types: vec![
+                        "REPLICATION".into(),
+                        "PUSH_ARTIFACT".into(),
+                        "DELETE_ARTIFACT".into(),
+                    ],
+                })
+                .await?;
+        }
+        let registry_id = client.ensure_registry(&registry).await?;
+        let policy = PolicySpec::new(
+            policy_name(source),
+            registry_id,
+            source.repository.clone(),
+            source.tag.clone(),
+        )
+        .with_replace_count(0);
+        let policy_id = client.ensure_pull_policy(&policy).await?;
+        let execution_id = client.start_execution(policy_id).await?;
+        Ok::<_, HarborError>((registry_id, policy_id, execution_id))
+    };
+    match steps.await {
+        Ok((registry_id, policy_id, execution_id)) => {
+            let now = time::now_rfc3339();
+            ctx.db.execute(
+                "UPDATE imports SET state = 'running', progress = 1, harbor_registry_id = ?, policy_id = ?, \
+                 execution_id = ?, updated_at = ?, last_event_at = ? WHERE id = ? AND state = 'pending'",
+                &[registry_id.into(), policy_id.into(), execution_id.into(), now.clone().into(), now.into(), import_id.into()],
+            )?;
+            Ok(import_answer(
+                200,
+                1,
+                "Image import started",
+                0,
+                Some(image_id),
+            ))
+        }
+        Err(e) => {
+            let message = match &e {
+                HarborError::Unreachable(_) => format!(
+                    "Harbor is unreachable, the import of {} was not started: {e}",
+                    source.tagged()
+                ),
+                _ => format!(
+                    "Harbor refused to start the import of {}: {e}",
+                    source.tagged()
+                ),
+            };
+            observe(ctx.db, image_id, &Observation::Failed, Some(&message), None)?;
+            Ok(import_answer(502, 0, &message, 0, Some(image_id)))
+        }
+    }
+}
+
+/// One replication policy per source reference, named deterministically.
+pub fn policy_name(source: &ImageRef) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(source.tagged().as_bytes());
+    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("berth-import-{hex}")
+}
+
+pub async fn retry<S: HttpSender>(
+    id: i64,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
+    crate::migrations::ensure(ctx.db)?;
+    let image = store::get(ctx.db, id)?
+        .filter(|i| store::can_see(caller, i))
+        .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))?;
+    if !caller.is_admin() && image.owner.as_deref() != Some(caller.name.as_str()) {
+        return Err(ApiError::forbidden(
+            "only the image's owner or an admin can retry its import",
+        ));
+    }
+    let row = latest_import(ctx.db, id)?
+        .ok_or_else(|| ApiError::conflict(format!("image {id} was not imported")))?;
+    if image.status != "failed" {
+        return Err(ApiError::conflict(format!(
+            "image {id} is {}, only a failed import can be retried",
+            image.status
+        )));
+    }
+    let source =
+        ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
+    let settings = HarborSettings::from_context(ctx)?;
+    match claim(ctx, &settings, &source, caller)? {
+        Claim::Start {
+            image_id,
+            import_id,
+        } => run_import(ctx, &settings, sender, &source, image_id, import_id).await,
+        Claim::InProgress(id) => Ok(import_answer(
+            200,
+            1,
+            "Image import already in progress",
+            0,
+            Some(id),
+        )),
+        Claim::Ready(id) => Ok(import_answer(200, 2, "Image already exists", id, Some(id))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// catalog: importing-details, Harbor statistics
+
+pub async fn importing_details<S: HttpSender>(
+    id: i64,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
+    let image = store::get(ctx.db, id)?
+        .filter(|i| store::can_see(caller, i))
+        .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))?;
+    let mut row = latest_import(ctx.db, id)?;
+    if let Some(r) = &row {
+        let quiet = r
+            .last_event_at
+            .as_deref()
+            .and_then(time::parse)
+            .is_none_or(|t| {
+                ctx.now - t.timestamp()
+                    >= HarborSettings::from_context(ctx).map_or(5, |s| s.reconcile_after_seconds)
+            });
+        let overdue = time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
+        if !r.state.phase.is_terminal() && (quiet || overdue) {
+            if let Ok(settings) = HarborSettings::from_context(ctx) {
+                reconcile(ctx, &settings, sender, r).await?;
+                row = latest_import(ctx.db, id)?;
+            }
+        }
+    }
+    let image = store::get(ctx.db, id)?.unwrap_or(image);
+    let (progress, layers, message, phase) = match &row {
+        Some(r) => (
+            r.state.progress,
+            r.state.layers.clone(),
+            r.message.clone(),
+            Some(r.state.phase.as_str()),
+        ),
+        None => (
+            if image.status == "ready" { 100 } else { 0 },
+            Map::new(),
+            None,
+            None,
+        ),
+    };
+    Ok(Api::V1.ok(json!({
+        "status": image.status,
+        "progress": progress,
+        "layersDetail": layers,
+        "message": message,
+        "importState": phase,
+        "source": row.as_ref().map(|r| r.source.clone()),
+    })))
+}
+
+const STATS_TTL_SECONDS: i64 = 30;
+
+pub async fn harbor_stats<S: HttpSender>(
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Response, ApiError> {
+    let cached = ctx.db.query(
+        "SELECT value, expires_at FROM cached_values WHERE key = 'harbor_stats'",
+        &[],
+    )?;
+    if let Some(r) = cached.first() {
+        if time::parse(r.str("expires_at")).is_some_and(|t| t.timestamp() > ctx.now) {
+            if let Ok(v) = serde_json::from_str::<Value>(r.str("value")) {
+                return Ok(Api::V1.ok(v));
+            }
+        }
+    }
+    let settings = HarborSettings::from_context(ctx)?;
+    let s = settings
+        .client(&sender)
+        .statistics()
+        .await
+        .map_err(|e| ApiError::new(502, format!("could not read Harbor's statistics: {e}")))?;
+    // Harbor shows totals and storage only to system admins; robots see public counts only.
+    let (projects, images, scope) = if s.total_project_count > 0 || s.total_repo_count > 0 {
+        (s.total_project_count, s.total_repo_count, "all")
+    } else {
+        (s.public_project_count, s.public_repo_count, "public")
+    };
+    let data = json!({
+        "totalProjects": projects,
+        "totalImages": images,
+        "totalSize": s.total_storage_consumption,
+        "scope": scope,
+    });
+    let expires =
+        time::to_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(STATS_TTL_SECONDS));
+    ctx.db.execute(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_stats', ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        &[data.to_string().into(), expires.into()],
+    )?;
+    Ok(Api::V1.ok(data))
+}
+
+// ---------------------------------------------------------------------------------------
+// admin: deleting an imported or built image deletes its artifact in Harbor
+
+/// Deletes the image's artifact in Harbor; an artifact already gone is fine.
+pub async fn delete_in_harbor<S: HttpSender>(
+    ctx: &Context<'_>,
+    image: &Image,
+    sender: S,
+) -> Result<(), ApiError> {
+    if !matches!(image.origin.as_str(), "import" | "build") || image.status == "failed" {
+        return Ok(());
+    }
+    let settings = HarborSettings::from_context(ctx)?;
+    if image.registry != settings.registry_host {
+        return Ok(());
+    }
+    let repo = repository_in_project(&settings, &image.repository);
+    match settings
+        .client(&sender)
+        .delete_artifact(repo, &image.tag)
+        .await
+    {
+        Ok(DeleteOutcome::Deleted | DeleteOutcome::NotFound) => Ok(()),
+        Err(e) => Err(ApiError::new(
+            502,
+            format!(
+                "Harbor did not delete {}: {e}; the image was kept, try again",
+                image.registry_url()
+            ),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// progress: Harbor webhooks and worker callbacks
+
+/// Checks Harbor's `Authorization` header against the configured secret, in constant time.
+pub fn webhook_authorized(header: Option<&str>, secret: &str) -> bool {
+    let Some(value) = header.map(str::trim) else {
+        return false;
+    };
+    let token = value.strip_prefix("Bearer ").unwrap_or(value);
+    crate::auth::secret_matches(secret, token)
+}
+
+pub async fn webhook<S: HttpSender>(
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Response, ApiError> {
+    if !webhook_authorized(
+        req.header("authorization"),
+        &ctx.var("harbor_webhook_secret"),
+    ) {
+        return Err(ApiError::unauthorized(
+            "the webhook's Authorization does not match harbor_webhook_secret",
+        ));
+    }
+    let event: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("the webhook body is not JSON: {e}")))?;
+    crate::migrations::ensure(ctx.db)?;
+    let kind = event["type"].as_str().unwrap_or_default();
+    let data = &event["event_data"];
+    let settings = HarborSettings::from_context(ctx)?;
+    let outcome = match kind {
+        "REPLICATION" => {
+            let execution_id = data["replication"]["execution_id"].as_i64();
+            match execution_id
+                .map(|id| import_by_execution(ctx.db, id))
+                .transpose()?
+                .flatten()
+            {
+                Some(row) => {
+                    reconcile(ctx, &settings, sender, &row).await?;
+                    "reconciled"
+                }
+                None => "ignored: no import has this execution",
+            }
+        }
+        "PUSH_ARTIFACT" | "DELETE_ARTIFACT" => {
+            let repo = data["repository"]["repo_full_name"]
+                .as_str()
+                .unwrap_or_default();
+            let tag = data["resources"][0]["tag"].as_str().unwrap_or_default();
+            if tag.is_empty() || tag.starts_with("sha256:") {
+                "ignored: a digest, not a tag"
+            } else {
+                match image_at(ctx.db, &settings.registry_host, repo, tag)? {
+                    Some(image) if kind == "PUSH_ARTIFACT" && image.status == "importing" => {
+                        let client = settings.client(&sender);
+                        let facts = artifact_facts(&client, &settings, &image).await;
+                        observe(
+                            ctx.db,
+                            image.id,
+                            &Observation::Succeeded,
+                            None,
+                            facts.as_ref(),
+                        )?;
+                        "image ready"
+                    }
+                    Some(image) if kind == "DELETE_ARTIFACT" && image.status == "ready" => {
+                        ctx.db.execute(
+                            "UPDATE images SET status = 'failed', revision = revision + 1, updated_at = ? WHERE id = ?",
+                            &[time::now_rfc3339().into(), image.id.into()],
+                        )?;
+                        "image marked gone"
+                    }
+                    _ => "ignored: no matching image",
+                }
+            }
+        }
+        _ => "ignored: event type not used",
+    };
+    Ok(Api::V1.ok(json!({"type": kind, "outcome": outcome})))
+}
+
+/// `PUT /api/v1/images:import/{name}/progress` from a sync worker.
+pub fn worker_progress(
+    name: &str,
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+) -> Result<Response, ApiError> {
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.trim().strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
+        return Err(ApiError::unauthorized(
+            "send 'Authorization: Bearer <worker_token>'",
+        ));
+    }
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(name.trim_end_matches('='))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad_param("name", "is not base64url of an image reference"))?;
+    let reference = ImageRef::parse(&decoded).map_err(|e| ApiError::bad_param("name", e))?;
+    let mut body: Value = crate::admin::json_body(req)?;
+    let object = body
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+    let status = object.remove("status");
+    let message = object
+        .remove("message")
+        .and_then(|m| m.as_str().map(str::to_owned));
+    let mut facts = ArtifactFacts::default();
+    let mut has_facts = false;
+    if let Some(d) = object.remove("digest") {
+        facts.digest = crate::image_ref::parse_digest(d.as_str().unwrap_or_default())
+            .map_err(|e| ApiError::bad_param("digest", e))?;
+        has_facts = true;
+    }
+    if let Some(s) = object.remove("size") {
+        facts.size = s
+            .as_i64()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| ApiError::bad_param("size", "must be a non-negative integer"))?;
+    }
+    facts.arch = object
+        .remove("arch")
+        .and_then(|v| v.as_str().map(str::to_owned));
+    facts.os = object
+        .remove("os")
+        .and_then(|v| v.as_str().map(str::to_owned));
+    let layers = crate::import_state::parse_layers(&Value::Object(object.clone()))
+        .map_err(ApiError::bad_request)?;
+
+    crate::migrations::ensure(ctx.db)?;
+    let image = image_at(
+        ctx.db,
+        &reference.registry,
+        &reference.repository,
+        &reference.tag,
+    )?
+    .ok_or_else(|| ApiError::not_found(format!("no import of {} is known", reference.tagged())))?;
+    if latest_import(ctx.db, image.id)?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "{} was not imported",
+            reference.tagged()
+        )));
+    }
+    let mut changed = false;
+    if !layers.is_empty() {
+        changed |= observe(ctx.db, image.id, &Observation::Layers(layers), None, None)?
+            == Applied::Changed;
+    }
+    match status.as_ref().and_then(Value::as_str) {
+        Some("completed" | "succeeded" | "ready") => {
+            let facts = has_facts.then_some(&facts);
+            changed |= observe(
+                ctx.db,
+                image.id,
+                &Observation::Succeeded,
+                message.as_deref(),
+                facts,
+            )? == Applied::Changed;
+        }
+        Some("failed") => {
+            let message = message.unwrap_or_else(|| "the sync worker reported a failure".into());
+            changed |= observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?
+                == Applied::Changed;
+        }
+        Some(other) => {
+            return Err(ApiError::bad_param(
+                "status",
+                format!("'{other}' is not completed or failed"),
+            ));
+        }
+        None => {}
+    }
+    let row = latest_import(ctx.db, image.id)?.expect("checked above");
+    Ok(Api::V1.ok(json!({
+        "image_id": image.id,
+        "changed": changed,
+        "progress": row.state.progress,
+        "layersDetail": row.state.layers,
+        "importState": row.state.phase.as_str(),
+    })))
+}
+
+/// The value a worker puts in the progress URL for an image.
+pub fn progress_name(reference: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(reference)
+}
+
+// ---------------------------------------------------------------------------------------
+// Routers of the importer and progress components
+
+/// The importer component: `POST /api/v1/images:import`, and import retries forwarded by
+/// the catalog component.
+pub async fn handle_importer<S: HttpSender>(
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Response {
+    let result = async {
+        let caller = crate::catalog::caller(req, ctx)?;
+        let segments = req.segments();
+        match (
+            req.method.as_str(),
+            segments
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+        ) {
+            ("POST", ["api", "v1", "images:import"]) => start(req, ctx, &caller, sender).await,
+            ("PUT", ["api", "v1", "images", id, "importing:retry"]) => {
+                retry(crate::catalog::parse_id(id)?, ctx, &caller, sender).await
+            }
+            (method, ["api", "v1", "images:import"]) => {
+                Err(ApiError::method_not_allowed(method, "POST"))
+            }
+            (method, ["api", "v1", "images", _, "importing:retry"]) => {
+                Err(ApiError::method_not_allowed(method, "PUT"))
+            }
+            (method, _) => Err(ApiError::no_route(method, &req.path)),
+        }
+    };
+    crate::envelope::respond(Api::V1, result.await)
+}
+
+/// The progress component: Harbor's webhooks and sync workers' progress callbacks.
+pub async fn handle_progress<S: HttpSender>(
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Response {
+    let segments = req.segments();
+    let result = match (
+        req.method.as_str(),
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
+        ("POST", ["api", "v1", "hooks", "harbor"]) => webhook(req, ctx, sender).await,
+        ("PUT", ["api", "v1", "images:import", name, "progress"]) => {
+            worker_progress(name, req, ctx)
+        }
+        (method, ["api", "v1", "hooks", "harbor"]) => {
+            Err(ApiError::method_not_allowed(method, "POST"))
+        }
+        (method, ["api", "v1", "images:import", _, "progress"]) => {
+            Err(ApiError::method_not_allowed(method, "PUT"))
+        }
+        (method, _) => Err(ApiError::no_route(method, &req.path)),
+    };
+    crate::envelope::respond(Api::V1, result)
+}
