@@ -14,8 +14,11 @@ use berth_domain::auth::{Claims, Role, issue_token};
 use serde_json::Value;
 
 pub mod fixtures;
+pub mod harbor;
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub const WORKER_TOKEN: &str = "test-worker-token";
 
 /// The repository root (where spin.toml lives).
 pub fn repo_root() -> PathBuf {
@@ -74,6 +77,9 @@ pub struct AppOptions {
     pub variables: Vec<(String, String)>,
     /// Prepares the state dir's database before the host starts.
     pub prepare_db: Option<Box<dyn FnOnce(&rusqlite::Connection)>>,
+    /// Points berth at a Harbor (`TestHarbor::variables`) whose webhooks reach the app.
+    /// Without one, berth's Harbor is a closed port.
+    pub harbor: Option<Vec<(String, String)>>,
 }
 
 impl TestApp {
@@ -87,15 +93,32 @@ impl TestApp {
             let conn = rusqlite::Connection::open(state_dir.path().join("sqlite_db.db")).unwrap();
             prepare(&conn);
         }
+        let port = free_port();
         let mut cmd = Command::new(host_binary());
         cmd.current_dir(repo_root())
-            .args(["up", "--listen", "127.0.0.1:0", "--state-dir"])
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--state-dir",
+            ])
             .arg(state_dir.path())
             .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+            .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
             .env("BERTH_COMPILE_CACHE", shared_compile_cache())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (name, value) in &opts.variables {
+        let harbor = match opts.harbor {
+            Some(vars) => {
+                let hook = format!("http://127.0.0.1:{port}/api/v1/hooks/harbor");
+                vars.into_iter()
+                    .chain([("webhook_url".to_owned(), hook)])
+                    .collect()
+            }
+            None => vec![("harbor_url".to_owned(), "http://127.0.0.1:1".to_owned())],
+        };
+        for (name, value) in harbor.iter().chain(&opts.variables) {
             cmd.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
                 value,
@@ -283,6 +306,15 @@ impl Caller<'_> {
         self.app
             .raw(method, path, self.token.as_deref(), headers, body)
     }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Compiled components are cached across the test run, so each host starts fast.

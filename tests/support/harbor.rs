@@ -1,0 +1,74 @@
+//! A Harbor simulator per test, running on its own tokio runtime.
+
+use std::time::Duration;
+
+pub use harbor_sim::{
+    ApiErrorFault, FaultsPatch, SimOptions, SimState, Simulator, UpstreamFailure, UpstreamImage,
+    WebhookFaultsPatch,
+};
+
+pub const USERNAME: &str = "robot$berth";
+pub const PASSWORD: &str = "robot-secret";
+
+pub struct TestHarbor {
+    pub sim: Simulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TestHarbor {
+    /// A simulator whose executions take ~`step` per phase.
+    pub fn start_with(step: Duration) -> TestHarbor {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = SimOptions {
+            username: USERNAME.into(),
+            password: PASSWORD.into(),
+            external_host: "harbor.test".into(),
+            execution_step: step,
+            ..SimOptions::default()
+        };
+        let sim = runtime
+            .block_on(Simulator::start("127.0.0.1:0".parse().unwrap(), opts))
+            .expect("start harbor-sim");
+        TestHarbor {
+            sim,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn start() -> TestHarbor {
+        TestHarbor::start_with(Duration::from_millis(150))
+    }
+
+    pub fn url(&self) -> String {
+        self.sim.url()
+    }
+
+    pub fn state(&self) -> SimState {
+        self.sim.state()
+    }
+
+    pub fn faults(&self, patch: FaultsPatch) {
+        self.sim.set_faults(patch);
+    }
+
+    pub fn upstream(&self, image: UpstreamImage) {
+        self.sim.define_upstream(image);
+    }
+
+    /// The `SPIN_VARIABLE_*` values that point berth at this simulator.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        [
+            ("harbor_url", self.url()),
+            ("harbor_username", USERNAME.into()),
+            ("harbor_password", PASSWORD.into()),
+            ("harbor_project", "catalog".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
