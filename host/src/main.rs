@@ -20,7 +20,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "A Spin-compatible host for berth's components")]
+#[command(
+    name = "berth",
+    version,
+    about = "A Spin-compatible host for berth's components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,6 +77,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files and CI captures stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -119,8 +125,9 @@ fn run(cli: Cli) -> Result<()> {
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
-                let server = tokio::task::spawn_blocking(move || server::Server::new(&app, &state_dir))
-                    .await??;
+                let server =
+                    tokio::task::spawn_blocking(move || server::Server::new(&app, &state_dir))
+                        .await??;
                 tokio::select! {
                     r = server.serve(listen) => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),

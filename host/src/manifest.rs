@@ -465,19 +465,27 @@ token = "x-{{{{ secret }}}}"
     fn wrong_manifest_version_is_reported() {
         let e = err(&base("").replace("spin_manifest_version = 2", "spin_manifest_version = 3"));
         assert!(e.contains("spin_manifest_version must be 2"), "{e}");
-        let e = err(&base("").replace("spin_manifest_version = 2", "spin_manifest_version = \"1\""));
+        let e =
+            err(&base("").replace("spin_manifest_version = 2", "spin_manifest_version = \"1\""));
         assert!(e.contains("not supported"), "{e}");
     }
 
     #[test]
     fn unknown_component_in_trigger_is_reported() {
-        let e = err(&base("[[trigger.http]]\nroute = \"/b\"\ncomponent = \"nope\"\n"));
-        assert!(e.contains("\"nope\"") && e.contains("[component.nope]"), "{e}");
+        let e = err(&base(
+            "[[trigger.http]]\nroute = \"/b\"\ncomponent = \"nope\"\n",
+        ));
+        assert!(
+            e.contains("\"nope\"") && e.contains("[component.nope]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn duplicate_route_is_reported() {
-        let e = err(&base("[[trigger.http]]\nroute = \"/a/...\"\ncomponent = \"a\"\n"));
+        let e = err(&base(
+            "[[trigger.http]]\nroute = \"/a/...\"\ncomponent = \"a\"\n",
+        ));
         assert!(e.contains("duplicate route \"/a/...\""), "{e}");
         // Trailing slashes do not make a route different (Spin strips one).
         let e = err(&base(

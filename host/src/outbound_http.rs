@@ -103,7 +103,8 @@ impl AllowedHost {
         } else {
             Some(scheme.to_string())
         };
-        let host = HostPattern::parse(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
+        let host =
+            HostPattern::parse(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
         Ok(AllowedHost {
             original,
             scheme,
@@ -242,7 +243,8 @@ impl PortPattern {
                 let Some(port) = port.or_else(|| well_known_port(scheme)) else {
                     return false;
                 };
-                r.iter().any(|(s, e)| (*s..*e).contains(&port) || (s == e && *s == port))
+                r.iter()
+                    .any(|(s, e)| (*s..*e).contains(&port) || (s == e && *s == port))
             }
         }
     }
@@ -394,10 +396,9 @@ enum Target {
 impl OutboundHttp {
     fn deny(&self, pattern: &str) -> HttpError {
         tracing::error!(
-            component = %self.component_id,
-            "Outbound network destination not allowed: {pattern}. To allow this request, add \
-             'allowed_outbound_hosts = [\"{pattern}\"]' to [component.{}] in spin.toml",
-            self.component_id
+            "component {id}: Outbound network destination not allowed: {pattern}. To allow this \
+             request, add 'allowed_outbound_hosts = [\"{pattern}\"]' to [component.{id}] in spin.toml",
+            id = self.component_id
         );
         HttpError::HttpRequestDenied
     }
@@ -423,7 +424,10 @@ impl OutboundHttp {
             Ok(true) => {}
             Ok(false) => return Err(self.deny(&pattern)),
             Err(e) => {
-                tracing::error!(component = %self.component_id, "outbound request to {pattern} refused: {e}");
+                tracing::error!(
+                    "component {}: outbound request to {pattern} refused: {e}",
+                    self.component_id
+                );
                 return Err(HttpError::HttpRequestDenied);
             }
         }
@@ -469,7 +473,8 @@ impl WasiHttpHooks for OutboundHttp {
                 Target::External => {
                     let (resp, io) =
                         wasmtime_wasi_http::default_send_request(request, options).await?;
-                    let resp = resp.map(|b| -> UnsyncBoxBody<Bytes, HttpError> { b.boxed_unsync() });
+                    let resp =
+                        resp.map(|b| -> UnsyncBoxBody<Bytes, HttpError> { b.boxed_unsync() });
                     Ok((
                         resp,
                         Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -544,14 +549,24 @@ mod tests {
 
     #[test]
     fn templates_resolve_against_variables() {
-        let v = vars(&[("db_host", "127.0.0.1"), ("db_port", "55432"), ("empty", "")]);
+        let v = vars(&[
+            ("db_host", "127.0.0.1"),
+            ("db_port", "55432"),
+            ("empty", ""),
+        ]);
         let entries = vec![
             "postgres://{{ db_host }}:{{ db_port }}".to_string(),
             "{{ empty }}".to_string(),
         ];
         let a = AllowedHosts::parse(&entries, &v, &[]).unwrap();
-        assert!(a.check_url("postgres://127.0.0.1:55432", "postgres").unwrap());
-        assert!(!a.check_url("postgres://127.0.0.1:5432", "postgres").unwrap());
+        assert!(
+            a.check_url("postgres://127.0.0.1:55432", "postgres")
+                .unwrap()
+        );
+        assert!(
+            !a.check_url("postgres://127.0.0.1:5432", "postgres")
+                .unwrap()
+        );
         // An undefined variable fails each check (not start-up), as Spin does.
         let a = AllowedHosts::parse(&["http://{{ nope }}".to_string()], &v, &[]).unwrap();
         let e = a.check_url("http://x", "https").unwrap_err().to_string();
@@ -567,8 +582,14 @@ mod tests {
         assert!(ok(&a, "http://admin.spin.internal/x"));
         assert!(ok(&a, "http://importer.spin.internal/x"));
         assert!(!ok(&a, "http://unknown.spin.internal/x"));
-        assert_eq!(service_chaining_target("admin.spin.internal"), Some("admin"));
-        assert_eq!(service_chaining_target("admin.spin.internal:80"), Some("admin"));
+        assert_eq!(
+            service_chaining_target("admin.spin.internal"),
+            Some("admin")
+        );
+        assert_eq!(
+            service_chaining_target("admin.spin.internal:80"),
+            Some("admin")
+        );
         assert_eq!(service_chaining_target("a.b.spin.internal"), None);
         assert_eq!(service_chaining_target("example.com"), None);
     }
@@ -584,9 +605,17 @@ mod tests {
 
     #[test]
     fn relative_requests_need_self() {
-        assert!(allowed(&["http://self"]).check_relative(&["http", "https"]).unwrap());
+        assert!(
+            allowed(&["http://self"])
+                .check_relative(&["http", "https"])
+                .unwrap()
+        );
         assert!(allowed(&["*://*:*"]).check_relative(&["http"]).unwrap());
-        assert!(!allowed(&["http://example.com"]).check_relative(&["http"]).unwrap());
+        assert!(
+            !allowed(&["http://example.com"])
+                .check_relative(&["http"])
+                .unwrap()
+        );
     }
 
     #[test]
@@ -601,9 +630,7 @@ mod tests {
         ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad} should be rejected");
         }
-        assert!(
-            AllowedHosts::parse(&["insecure:allow-all".into()], &vars(&[]), &[]).is_err()
-        );
+        assert!(AllowedHosts::parse(&["insecure:allow-all".into()], &vars(&[]), &[]).is_err());
     }
 
     #[test]

@@ -127,6 +127,8 @@ impl Router {
     }
 
     /// Routes in precedence order, for the start-up listing: (component, path, is_wildcard).
+    /// The path is printed as Spin does: without the `/...` and without a trailing slash
+    /// (so `/` and `/...` print as the bare base URL).
     pub fn routes(&self) -> impl Iterator<Item = (&str, &str, bool)> {
         self.inner.iter().map(|(_, h)| {
             let path = if h.wildcard {
@@ -137,7 +139,6 @@ impl Router {
             } else {
                 &h.based_route
             };
-            let path = if path.is_empty() { "/" } else { path };
             (h.component.as_str(), path, h.wildcard)
         })
     }
@@ -191,7 +192,9 @@ mod tests {
             ("/api/v1/images/5/importing-details", "/5/importing-details"),
             ("/api/v1/images/5/", "/5/"),
         ] {
-            let m = r.route(path).unwrap_or_else(|| panic!("{path} should match"));
+            let m = r
+                .route(path)
+                .unwrap_or_else(|| panic!("{path} should match"));
             assert_eq!(m.component, "img");
             assert_eq!(m.path_info, info, "{path}");
             assert_eq!(m.based_route, "/api/v1/images/...");
@@ -279,9 +282,14 @@ mod tests {
 
     #[test]
     fn route_listing() {
-        let r = router(&[("catalog", "/api/v1/images/..."), ("root", "/")]);
+        let r = router(&[
+            ("catalog", "/api/v1/images/..."),
+            ("root", "/"),
+            ("all", "/..."),
+        ]);
         let listed: Vec<_> = r.routes().collect();
         assert!(listed.contains(&("catalog", "/api/v1/images", true)));
-        assert!(listed.contains(&("root", "/", false)));
+        assert!(listed.contains(&("root", "", false)));
+        assert!(listed.contains(&("all", "", true)));
     }
 }

@@ -104,14 +104,12 @@ pub fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    bindings::fermyon::spin::sqlite::add_to_linker::<_, HasSelf<SqliteState>>(
-        &mut linker,
-        |s| &mut s.sqlite,
-    )?;
-    bindings::spin::sqlite::sqlite::add_to_linker::<_, HasSelf<SqliteState>>(
-        &mut linker,
-        |s| &mut s.sqlite,
-    )?;
+    bindings::fermyon::spin::sqlite::add_to_linker::<_, HasSelf<SqliteState>>(&mut linker, |s| {
+        &mut s.sqlite
+    })?;
+    bindings::spin::sqlite::sqlite::add_to_linker::<_, HasSelf<SqliteState>>(&mut linker, |s| {
+        &mut s.sqlite
+    })?;
     bindings::fermyon::spin::key_value::add_to_linker::<_, HasSelf<KeyValueState>>(
         &mut linker,
         |s| &mut s.key_value,
@@ -151,8 +149,8 @@ pub fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 /// Compiles a component, or loads it from `<cache_dir>/<key>.cwasm`. Compiling the
 /// components takes seconds; a warm restart takes milliseconds.
 pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<Component> {
-    let wasm = std::fs::read(wasm_path)
-        .with_context(|| format!("cannot read {}", wasm_path.display()))?;
+    let wasm =
+        std::fs::read(wasm_path).with_context(|| format!("cannot read {}", wasm_path.display()))?;
     let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &wasm)));
     if cached.is_file() {
         // SAFETY: the file is one berth wrote into its own state directory from a compilation

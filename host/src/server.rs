@@ -106,16 +106,25 @@ impl Server {
                 );
             }
         }
-        if ids.iter().any(|id| !app.components[*id].sqlite_databases.is_empty()) {
+        if ids
+            .iter()
+            .any(|id| !app.components[*id].sqlite_databases.is_empty())
+        {
             for (label, pool) in [("default", databases.pool("default"))] {
                 if let Some(pool) = pool {
                     pool.warm_up().with_context(|| {
-                        format!("cannot open SQLite database {label:?} at {}", pool.path().display())
+                        format!(
+                            "cannot open SQLite database {label:?} at {}",
+                            pool.path().display()
+                        )
                     })?;
                 }
             }
         }
-        if ids.iter().any(|id| !app.components[*id].key_value_stores.is_empty()) {
+        if ids
+            .iter()
+            .any(|id| !app.components[*id].key_value_stores.is_empty())
+        {
             stores
                 .init()
                 .context("cannot open the key-value store database")?;
@@ -130,6 +139,15 @@ impl Server {
             .unwrap_or_else(|| state_dir.join("cache"));
         let all_ids: Vec<String> = app.components.keys().cloned().collect();
 
+        // Validate every component's permissions before spending seconds compiling.
+        let mut allowed = HashMap::new();
+        for id in &ids {
+            let c = &app.components[*id];
+            let hosts = AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars, &all_ids)
+                .with_context(|| format!("component {id:?}"))?;
+            allowed.insert(*id, Arc::new(hosts));
+        }
+
         let mut components = HashMap::new();
         for id in ids {
             let c = &app.components[id];
@@ -142,9 +160,6 @@ impl Server {
                 started.elapsed(),
                 c.source_display
             );
-            let allowed_hosts =
-                AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars, &all_ids)
-                    .with_context(|| format!("component {id:?}"))?;
             components.insert(
                 id.to_string(),
                 Arc::new(ComponentRuntime {
@@ -156,7 +171,7 @@ impl Server {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
-                    allowed_hosts: Arc::new(allowed_hosts),
+                    allowed_hosts: allowed[id].clone(),
                     sqlite_allowed: Arc::new(c.sqlite_databases.iter().cloned().collect()),
                     kv_allowed: Arc::new(c.key_value_stores.iter().cloned().collect()),
                     variables: Arc::new(ComponentVariables::resolve(id, &c.variables, &app_vars)),
@@ -238,7 +253,11 @@ impl Server {
     }
 
     /// Handles one inbound request end to end; never fails (errors become 500s).
-    pub async fn handle(self: &Arc<Self>, mut req: Request<WasiBody>, client_addr: SocketAddr) -> Response<WasiBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        mut req: Request<WasiBody>,
+        client_addr: SocketAddr,
+    ) -> Response<WasiBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -256,7 +275,14 @@ impl Server {
                 None => (status(StatusCode::NOT_FOUND), None),
             }
         };
-        log_request(&method, &path, resp.status(), component.as_deref(), started, None);
+        log_request(
+            &method,
+            &path,
+            resp.status(),
+            component.as_deref(),
+            started,
+            None,
+        );
         resp
     }
 
@@ -279,7 +305,14 @@ impl Server {
         // Spin routes chained requests as if they matched the target's `/...` route.
         let m = RouteMatch::synthetic(target, &path);
         let resp = self.handle_route(req, &m, CHAINED_CLIENT_ADDR).await;
-        log_request(&method, &path, resp.status(), Some(target), started, Some(caller));
+        log_request(
+            &method,
+            &path,
+            resp.status(),
+            Some(target),
+            started,
+            Some(caller),
+        );
         Ok(resp)
     }
 
@@ -293,7 +326,8 @@ impl Server {
             .get()
             .copied()
             .ok_or(HttpError::HttpRequestUriInvalid)?;
-        let host = HeaderValue::from_str(&addr.to_string()).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+        let host = HeaderValue::from_str(&addr.to_string())
+            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -317,8 +351,10 @@ impl Server {
                 }
                 let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
                 let mut r = Response::new(full(body));
-                r.headers_mut()
-                    .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r
             }
             _ => status(StatusCode::NOT_FOUND),
@@ -335,15 +371,21 @@ impl Server {
             tracing::error!("no runnable component {:?}", m.component);
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        if let Err(e) = set_req_uri(&mut req).and_then(|()| prepare_headers(&mut req, m, client_addr)) {
-            tracing::error!(component = %component.id, "bad request: {e:#}");
+        if let Err(e) =
+            set_req_uri(&mut req).and_then(|()| prepare_headers(&mut req, m, client_addr))
+        {
+            tracing::error!("component {}: bad request: {e:#}", component.id);
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         }
         match self.execute(&component, req).await {
             Ok(resp) => resp,
             Err(e) => {
                 // A trap or a guest that never answered: Spin's empty 500. The server goes on.
-                tracing::error!(component = %component.id, "error processing request: {e:?}");
+                // `{:#}` keeps the wasm backtrace but not a host (Rust) backtrace.
+                tracing::error!(
+                    "component {}: error processing request: {e:#}",
+                    component.id
+                );
                 status(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
@@ -409,10 +451,9 @@ impl Server {
                     match task.await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => tracing::error!(
-                            component = %id,
-                            "component error after the response started (body may be truncated): {e:?}"
+                            "component {id}: error after the response started (body may be truncated): {e:#}"
                         ),
-                        Err(e) => tracing::error!(component = %id, "component task failed: {e}"),
+                        Err(e) => tracing::error!("component {id}: task failed: {e}"),
                     }
                 });
                 Ok(resp)
@@ -429,15 +470,17 @@ impl Server {
     }
 }
 
-fn link(linker: &Linker<InstanceState>, component: &Component, id: &str) -> Result<ProxyPre<InstanceState>> {
+fn link(
+    linker: &Linker<InstanceState>,
+    component: &Component,
+    id: &str,
+) -> Result<ProxyPre<InstanceState>> {
     let pre = match linker.instantiate_pre(component) {
         Ok(pre) => pre,
         Err(e) => {
             // An import berth does not implement (e.g. spin:postgres) would make the whole
             // component unusable; let it run and trap only if that import is actually called.
-            tracing::warn!(
-                "component {id}: {e}; calls to unimplemented imports will trap"
-            );
+            tracing::warn!("component {id}: {e}; calls to unimplemented imports will trap");
             let mut linker = linker.clone();
             linker
                 .define_unknown_imports_as_traps(component)
@@ -448,18 +491,22 @@ fn link(linker: &Linker<InstanceState>, component: &Component, id: &str) -> Resu
                 .with_context(|| format!("component {id:?} cannot be linked"))?
         }
     };
-    ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-        format!(
-            "component {id:?} does not export wasi:http/incoming-handler@0.2.x; berth runs \
+    ProxyPre::new(pre)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "component {id:?} does not export wasi:http/incoming-handler@0.2.x; berth runs \
              wasi-http components (spin-sdk 3+)"
-        )
-    })
+            )
+        })
 }
 
 /// Spin's `strip_forbidden_headers`.
 fn strip_forbidden_headers(req: &mut Request<WasiBody>) {
     let headers = req.headers_mut();
-    if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok())
+    if let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
         && service_chaining_target(host).is_some()
     {
         headers.remove(http::header::HOST);
@@ -475,7 +522,8 @@ fn set_req_uri(req: &mut Request<WasiBody>) -> Result<()> {
         .get(http::header::HOST)
         .map(|h| -> Result<Authority> {
             let s = h.to_str().context("'Host' header is not valid UTF-8")?;
-            s.parse().context("'Host' header contains an invalid authority")
+            s.parse()
+                .context("'Host' header contains an invalid authority")
         })
         .transpose()?;
     let mut parts = req.uri().clone().into_parts();
@@ -499,27 +547,45 @@ fn set_req_uri(req: &mut Request<WasiBody>) -> Result<()> {
 }
 
 /// The `spin-*` request headers, computed exactly as Spin's `compute_default_headers`.
-pub fn spin_headers(uri: &Uri, host: &str, m: &RouteMatch, client_addr: SocketAddr) -> Vec<(String, String)> {
+pub fn spin_headers(
+    uri: &Uri,
+    host: &str,
+    m: &RouteMatch,
+    client_addr: SocketAddr,
+) -> Vec<(String, String)> {
     let abs_path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let scheme = uri.scheme_str().unwrap_or("http");
     let mut h = vec![
         ("spin-path-info".to_string(), m.path_info.clone()),
-        ("spin-full-url".to_string(), format!("{scheme}://{host}{abs_path}")),
+        (
+            "spin-full-url".to_string(),
+            format!("{scheme}://{host}{abs_path}"),
+        ),
         ("spin-matched-route".to_string(), m.based_route.clone()),
         ("spin-base-path".to_string(), "/".to_string()),
         ("spin-raw-component-route".to_string(), m.raw_route.clone()),
-        ("spin-component-route".to_string(), m.raw_route_or_prefix().to_string()),
+        (
+            "spin-component-route".to_string(),
+            m.raw_route_or_prefix().to_string(),
+        ),
         ("spin-client-addr".to_string(), client_addr.to_string()),
     ];
     for (name, value) in &m.params {
         // SPIN_PATH_MATCH_<NAME> becomes a header name with `_` -> `-`, lower-cased.
-        let key = format!("spin-path-match-{}", name.replace('_', "-").to_ascii_lowercase());
+        let key = format!(
+            "spin-path-match-{}",
+            name.replace('_', "-").to_ascii_lowercase()
+        );
         h.push((key, value.clone()));
     }
     h
 }
 
-fn prepare_headers(req: &mut Request<WasiBody>, m: &RouteMatch, client_addr: SocketAddr) -> Result<()> {
+fn prepare_headers(
+    req: &mut Request<WasiBody>,
+    m: &RouteMatch,
+    client_addr: SocketAddr,
+) -> Result<()> {
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -529,7 +595,8 @@ fn prepare_headers(req: &mut Request<WasiBody>, m: &RouteMatch, client_addr: Soc
         .unwrap_or_else(|| "localhost".to_string());
     // Spin appends its headers to the client's (it does not replace same-named ones).
     for (name, value) in spin_headers(req.uri(), &host, m, client_addr) {
-        let (Ok(name), Ok(value)) = (name.parse::<HeaderName>(), HeaderValue::from_str(&value)) else {
+        let (Ok(name), Ok(value)) = (name.parse::<HeaderName>(), HeaderValue::from_str(&value))
+        else {
             continue;
         };
         req.headers_mut().append(name, value);
@@ -582,11 +649,20 @@ mod tests {
 
     #[test]
     fn spin_headers_for_wildcard_with_params() {
-        let h = headers_for("/base/:path_segment/:path_end/...", "/base/path/end/rest?key=value");
-        assert_eq!(h["spin-full-url"], "http://example.com/base/path/end/rest?key=value");
+        let h = headers_for(
+            "/base/:path_segment/:path_end/...",
+            "/base/path/end/rest?key=value",
+        );
+        assert_eq!(
+            h["spin-full-url"],
+            "http://example.com/base/path/end/rest?key=value"
+        );
         assert_eq!(h["spin-path-info"], "/rest");
         assert_eq!(h["spin-matched-route"], "/base/:path_segment/:path_end/...");
-        assert_eq!(h["spin-raw-component-route"], "/base/:path_segment/:path_end/...");
+        assert_eq!(
+            h["spin-raw-component-route"],
+            "/base/:path_segment/:path_end/..."
+        );
         assert_eq!(h["spin-component-route"], "/base/:path_segment/:path_end");
         assert_eq!(h["spin-base-path"], "/");
         assert_eq!(h["spin-client-addr"], "127.0.0.1:8777");
@@ -605,13 +681,18 @@ mod tests {
         assert_eq!(h["spin-matched-route"], "/api/v1/images:import");
         assert_eq!(h["spin-path-info"], "");
         assert_eq!(h["spin-component-route"], "/api/v1/images:import");
-        let h = headers_for("/api/v1/images:import/...", "/api/v1/images:import/bmdpbng/progress");
+        let h = headers_for(
+            "/api/v1/images:import/...",
+            "/api/v1/images:import/bmdpbng/progress",
+        );
         assert_eq!(h["spin-path-info"], "/bmdpbng/progress");
         assert_eq!(h["spin-component-route"], "/api/v1/images:import");
 
         // Service chaining to a private component.
         let m = RouteMatch::synthetic("admin", "/api/v1/images/7");
-        let uri: Uri = "http://admin.spin.internal/api/v1/images/7".parse().unwrap();
+        let uri: Uri = "http://admin.spin.internal/api/v1/images/7"
+            .parse()
+            .unwrap();
         let h: HashMap<_, _> = spin_headers(&uri, "localhost", &m, CHAINED_CLIENT_ADDR)
             .into_iter()
             .collect();

@@ -184,6 +184,9 @@ impl From<DbError> for v3::Error {
     }
 }
 
+/// A query result: column names and rows.
+type Rows = (Vec<String>, Vec<Vec<Value>>);
+
 /// Runs blocking SQLite work without stalling the async worker thread (as Spin does).
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
@@ -195,7 +198,10 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl SqliteState {
-    fn open_impl(&mut self, database: &str) -> wasmtime::Result<Result<Resource<Connection>, DbError>> {
+    fn open_impl(
+        &mut self,
+        database: &str,
+    ) -> wasmtime::Result<Result<Resource<Connection>, DbError>> {
         // Permission is checked before existence, as Spin does.
         if !self.allowed.contains(database) {
             return Ok(Err(DbError::AccessDenied));
@@ -219,7 +225,7 @@ impl SqliteState {
         conn: &Resource<Connection>,
         statement: &str,
         params: Vec<Value>,
-    ) -> wasmtime::Result<Result<(Vec<String>, Vec<Vec<Value>>), DbError>> {
+    ) -> wasmtime::Result<Result<Rows, DbError>> {
         let conn = &self.table.get(conn)?.conn;
         Ok(blocking(|| execute_query(conn, statement, params)).map_err(DbError::Io))
     }
@@ -229,7 +235,7 @@ fn execute_query(
     conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<Value>,
-) -> Result<(Vec<String>, Vec<Vec<Value>>), String> {
+) -> Result<Rows, String> {
     let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let ncols = columns.len();
@@ -402,7 +408,9 @@ mod tests {
         let pool = Pool::new(dir.join("t.db"));
         {
             let c = pool.get().unwrap();
-            let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            let mode: String = c
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
             assert_eq!(mode, "wal");
             c.execute_batch("CREATE TABLE IF NOT EXISTS t (x); BEGIN; INSERT INTO t VALUES (1);")
                 .unwrap();

@@ -125,7 +125,9 @@ impl AppVariables {
     pub fn from_environment(app: &App) -> Result<AppVariables> {
         let dotenv = read_dotenv(&app.dir.join(".env"));
         AppVariables::resolve(&app.variables, |name| {
-            std::env::var(name).ok().or_else(|| dotenv.get(name).cloned())
+            std::env::var(name)
+                .ok()
+                .or_else(|| dotenv.get(name).cloned())
         })
     }
 
@@ -222,7 +224,8 @@ impl ComponentVariables {
 
     /// `fermyon:spin/variables.get` semantics, error strings as Spin formats them.
     pub fn get(&self, key: &str) -> Result<String, v2::Error> {
-        validate_name(key).map_err(|reason| v2::Error::InvalidName(format!("{key:?}: {reason}")))?;
+        validate_name(key)
+            .map_err(|reason| v2::Error::InvalidName(format!("{key:?}: {reason}")))?;
         match self.values.get(key) {
             Some(Ok(v)) => Ok(v.clone()),
             Some(Err(ResolveError::InvalidName(n))) => Err(v2::Error::InvalidName(n.clone())),
@@ -294,8 +297,13 @@ mod tests {
 
     #[test]
     fn required_missing_is_a_clear_error() {
-        let e = AppVariables::resolve(&vars(), |_| None).unwrap_err().to_string();
-        assert!(e.contains("required variable") && e.contains("token"), "{e}");
+        let e = AppVariables::resolve(&vars(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("required variable") && e.contains("token"),
+            "{e}"
+        );
         assert!(e.contains("SPIN_VARIABLE_TOKEN"), "{e}");
         // The Debug form never carries values.
         let app = AppVariables::resolve(&vars(), |_| Some("hunter2".into())).unwrap();
@@ -306,10 +314,15 @@ mod tests {
     fn component_get_semantics() {
         let app = AppVariables::resolve(&vars(), |_| Some("v".into())).unwrap();
         let mut t = BTreeMap::new();
-        t.insert("url".to_string(), Template::parse("a-{{ api_host }}").unwrap());
+        t.insert(
+            "url".to_string(),
+            Template::parse("a-{{ api_host }}").unwrap(),
+        );
         let c = ComponentVariables::resolve("comp", &t, &app);
         assert_eq!(c.get("url").unwrap(), "a-v");
-        assert!(matches!(c.get("nope"), Err(v2::Error::Undefined(m)) if m == "no variable for \"comp\".\"nope\""));
+        assert!(
+            matches!(c.get("nope"), Err(v2::Error::Undefined(m)) if m == "no variable for \"comp\".\"nope\"")
+        );
         assert!(matches!(c.get("Bad"), Err(v2::Error::InvalidName(_))));
     }
 
