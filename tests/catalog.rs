@@ -227,7 +227,7 @@ fn sql_metacharacters_in_filters_are_plain_text() {
         "category=x%27%3B%20DROP%20TABLE%20images%3B--",
         "framework=%22%29%20OR%20%28%221%22%3D%221",
         "tag=%5C",
-        "q=%27",
+        "q=%27%20OR%20%271%27%3D%271",
         "userName=%27%20OR%20owner%20IS%20NOT%20NULL%20--",
         "applicable_scope=%27%29%20OR%201%3D1--",
     ] {
@@ -238,6 +238,8 @@ fn sql_metacharacters_in_filters_are_plain_text() {
     assert_eq!(alice(&app, "name=_"), [12]);
     assert_eq!(alice(&app, "name=%5C"), [12]);
     assert_eq!(alice(&app, "name=%27quote"), [12]);
+    assert_eq!(alice(&app, "q=%27"), [5, 12], "an apostrophe is just a character");
+
     // And nothing was dropped.
     assert_eq!(alice(&app, "").len(), 9);
 }

@@ -333,6 +333,24 @@ fn schemas() -> Value {
                 "description": text, "createTime": {"type": "string", "format": "date-time"}
             }
         },
+        "ImportAnswer": {
+            "type": "object",
+            "properties": {"state": {"type": "integer", "enum": [0, 1, 2], "description": "0 failed, 1 started, 2 already exists"},
+                           "message": {"type": "string"}, "alreadyImageId": {"type": "integer"}, "image_id": {"type": ["integer", "null"]}}
+        },
+        "ImportDetails": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "description": "The image's availability"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                           "layersDetail": {"type": "object", "additionalProperties": {"type": "object", "properties": {"status": {"type": "string"}, "progress": {"type": "integer"}}}},
+                           "message": text, "importState": {"type": ["string", "null"], "enum": ["pending", "running", "succeeded", "failed", null]}, "source": text}
+        },
+        "HarborStats": {
+            "type": "object",
+            "description": "Harbor counts repositories, not tags: totalImages is the number of repositories. Harbor shows totals and storage only to system admins; with a robot account berth reports the public projects and repositories and scope is public.",
+            "properties": {"totalProjects": {"type": "integer"}, "totalImages": {"type": "integer", "description": "Repositories"},
+                           "totalSize": {"type": "integer", "description": "Bytes of blob storage (0 unless berth's Harbor account is an admin)"},
+                           "scope": {"type": "string", "enum": ["all", "public"]}}
+        },
         "FlatImage": {
             "type": "object",
             "properties": {"id": {"type": "integer"}, "tag": {"type": "string", "description": "The image name"}, "description": text,
@@ -401,14 +419,31 @@ pub fn document() -> Value {
                     .params(vec![id_param()]).errors(&[400, 401, 403, 404, 409])
                     .describe("Deletes this tag only; other versions of the repository stay. 409 while a running build uses it as its base."))
             },
-            "/api/v1/images/{id}/importing-details": {"get": v1(not_yet("Import progress").params(vec![id_param()]))},
-            "/api/v1/harbor/stats": {"get": v1(not_yet("Harbor statistics"))},
+            "/api/v1/images/{id}/importing-details": {"get": v1(Op::new("Import progress", (200, v1_envelope(reference("ImportDetails"))))
+                .params(vec![id_param()]).errors(&[400, 401, 404])
+                .describe("When nothing was heard from Harbor for import_reconcile_after_seconds, berth asks Harbor for the execution's state before answering."))},
+            "/api/v1/images/{id}/importing:retry": {"put": v1(Op::new("Retry a failed import (owner or admin)", (200, v1_envelope(reference("ImportAnswer"))))
+                .params(vec![id_param()]).errors(&[400, 401, 403, 404, 409, 502, 503]))},
+            "/api/v1/harbor/stats": {"get": v1(Op::new("Harbor statistics", (200, v1_envelope(reference("HarborStats")))).errors(&[401, 502, 503])
+                .describe("From Harbor's /statistics, cached for 30 seconds."))},
             "/api/v1/openapi.json": {"get": v1(Op::new("This document", (200, json!({"type": "object"}))).errors(&[401]))},
-            "/api/v1/images:import": {"post": v1(not_yet("Import an image from an external registry"))},
-            "/api/v1/images:import/{name}/progress": {"put": v1(not_yet("Import progress callback from a sync worker")
-                .params(vec![json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "base64url of the destination reference"})])
+            "/api/v1/images:import": {"post": v1(Op::new("Import an image from an external registry into Harbor", (200, v1_envelope(reference("ImportAnswer"))))
+                .body(json!({"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
+                    "source": {"type": "string", "description": "e.g. docker.io/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime"},
+                    "sourceRegistry": {"type": "string", "description": "Must agree with the source's registry"}}}))
+                .errors(&[400, 401, 403, 409, 413, 415, 502, 503])
+                .describe("state 1: started (or already running: image_id names it); state 2: already imported (alreadyImageId); state 0: failed to start, with HTTP 502 and the reason. The source's registry must be in source_registries."))},
+            "/api/v1/images:import/{name}/progress": {"put": v1(Op::new("Progress callback from a sync worker", (200, v1_envelope(json!({"type": "object"}))))
+                .params(vec![json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "base64url of the destination reference (registry/repository:tag)"})])
+                .body(json!({"type": "object", "description": "Layers {\"sha256:…\": {\"status\": \"downloading\", \"progress\": 45}} plus optional status (completed|failed), message, digest, size, arch, os",
+                    "additionalProperties": {"type": "object", "properties": {"status": {"type": "string"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100}}}}))
+                .errors(&[400, 401, 404, 413, 415])
                 .security("workerToken"))},
-            "/api/v1/hooks/harbor": {"post": v1(not_yet("Harbor webhook receiver").security("harborWebhook"))},
+            "/api/v1/hooks/harbor": {"post": v1(Op::new("Harbor webhook receiver (REPLICATION, PUSH_ARTIFACT, DELETE_ARTIFACT)", (200, v1_envelope(json!({"type": "object"}))))
+                .body(json!({"type": "object", "description": "Harbor's Default payload: {type, occur_at, operator, event_data}"}))
+                .errors(&[400, 401, 503])
+                .security("harborWebhook")
+                .describe("Idempotent: duplicates and late events change nothing; completion is decided from the execution's own status."))},
             "/api/images": {
                 "get": console(Op::new("List images (console)", (200, console_envelope(json!({"type": "object", "properties": {
                     "list": {"type": "array", "items": reference("ConsoleImage")}, "total": {"type": "integer"},
