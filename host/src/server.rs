@@ -729,6 +729,67 @@ fn log_request(
 mod tests {
     use super::*;
 
+    /// A component whose handler executes `unreachable`, plus an import of an interface
+    /// berth does not implement.
+    const TRAP_WAT: &str = r#"(component
+      (import "spin:postgres/postgres@4.0.0" (instance $pg (export "ping" (func (result u32)))))
+      (import "wasi:http/types@0.2.0" (instance $types
+        (export "incoming-request" (type (sub resource)))
+        (export "response-outparam" (type (sub resource)))))
+      (alias export $types "incoming-request" (type $req))
+      (alias export $types "response-outparam" (type $out))
+      (core module $m (func (export "handle") (param i32 i32) unreachable))
+      (core instance $i (instantiate $m))
+      (func $handle (param "request" (own $req)) (param "response-out" (own $out))
+        (canon lift (core func $i "handle")))
+      (instance $export (export "handle" (func $handle)))
+      (export "wasi:http/incoming-handler@0.2.0" (instance $export)))"#;
+
+    fn request(path: &str) -> Request<WasiBody> {
+        Request::builder()
+            .uri(path)
+            .header("host", "example.com")
+            .body(empty())
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn trap_is_a_500_and_the_server_keeps_serving() {
+        let dir = std::env::temp_dir().join(format!("berth-server-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("trap.wat"), TRAP_WAT).unwrap();
+        let manifest = r#"spin_manifest_version = 2
+[application]
+name = "t"
+[[trigger.http]]
+route = "/trap/..."
+component = "trap"
+[component.trap]
+source = "trap.wat"
+"#;
+        let app = crate::manifest::parse(manifest, &dir).unwrap();
+        let server = Server::new(&app, &dir.join(".spin")).unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for _ in 0..2 {
+            let resp = server.handle(request("/trap/x"), addr).await;
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        assert_eq!(
+            server.handle(request("/nope"), addr).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let health = server
+            .handle(request("/.well-known/spin/health"), addr)
+            .await;
+        assert_eq!(health.status(), StatusCode::OK);
+        // The compiled component was cached for the next start.
+        if std::env::var_os("BERTH_COMPILE_CACHE").is_none() {
+            let cached = std::fs::read_dir(dir.join(".spin/cache")).unwrap().count();
+            assert_eq!(cached, 1);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     fn headers_for(route: &str, path: &str) -> HashMap<String, String> {
         let triggers = vec![crate::manifest::HttpTrigger {
             component: "c".into(),
