@@ -57,9 +57,6 @@ async fn route<S: HttpSender>(
             w.delete(Api::V1, parse_id(id)?, sender).await
         }
         ("POST", ["api", "images"]) => write(&|| w.create(Api::Console)),
-        ("POST", ["api", "images", "build"]) => {
-            Err(ApiError::not_implemented("custom image builds"))
-        }
         ("PUT", ["api", "images", id]) => write(&|| w.update(Api::Console, parse_id(id)?)),
         ("DELETE", ["api", "images", id]) => {
             migrations::ensure(ctx.db)?;

@@ -21,6 +21,13 @@ pub fn forward_target(req: &Request) -> Option<&'static str> {
     if is_under(&req.path, "/api/v1/images") && req.path.ends_with("/importing:retry") {
         return Some("importer");
     }
+    if req.path == "/api/images/build" {
+        return Some("importer");
+    }
+    if is_under(&req.path, "/api/v1/builds") && req.path.ends_with("/status") {
+        return Some("progress");
+    }
+
     (is_under(&req.path, "/api/v1/images") || is_under(&req.path, "/api/images")).then_some("admin")
 }
 
@@ -103,6 +110,8 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         ["api", "images"] => read(&|| list_console(req, ctx, caller)),
         ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, caller)),
         ["api", "images", id, "versions"] => read(&|| versions_console(parse_id(id)?, ctx, caller)),
+        ["api", "v1", "builds"] => read(&|| crate::builds::list(ctx, caller)),
+        ["api", "v1", "builds", id] => read(&|| crate::builds::get(id, ctx, caller)),
         ["api", "v1", "openapi.json"] => {
             read(&|| Ok(Response::json(200, &crate::openapi::document())))
         }

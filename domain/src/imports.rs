@@ -475,7 +475,8 @@ pub async fn reconcile<S: HttpSender>(
         Judgement::Imported => {
             let image = store::get(ctx.db, row.image_id)?;
             let facts = match &image {
-                Some(i) => artifact_facts(&client, settings, i).await,
+                Some(i) => artifact_facts(&client, settings, &i.repository, &i.tag).await,
+
                 None => None,
             };
             observe(
@@ -515,10 +516,11 @@ fn repository_in_project<'a>(settings: &HarborSettings, repository: &'a str) -> 
 async fn artifact_facts<S: HttpSender>(
     client: &HarborClient<S>,
     settings: &HarborSettings,
-    image: &Image,
+    repository: &str,
+    tag: &str,
 ) -> Option<ArtifactFacts> {
-    let repo = repository_in_project(settings, &image.repository);
-    match client.artifact(repo, &image.tag).await {
+    let repo = repository_in_project(settings, repository);
+    match client.artifact(repo, tag).await {
         Ok(mut artifact) => {
             if !artifact.platforms.is_empty() {
                 let _ = client.fill_platform_sizes(repo, &mut artifact).await;
@@ -526,7 +528,7 @@ async fn artifact_facts<S: HttpSender>(
             Some(artifact.into())
         }
         Err(e) => {
-            eprintln!("warning: reading artifact {repo}:{}: {e}", image.tag);
+            eprintln!("warning: reading artifact {repo}:{tag}: {e}");
             None
         }
     }
@@ -1067,7 +1069,8 @@ pub async fn webhook<S: HttpSender>(
                 match image_at(ctx.db, &settings.registry_host, repo, tag)? {
                     Some(image) if kind == "PUSH_ARTIFACT" && image.status == "importing" => {
                         let client = settings.client(&sender);
-                        let facts = artifact_facts(&client, &settings, &image).await;
+                        let facts =
+                            artifact_facts(&client, &settings, &image.repository, &image.tag).await;
                         observe(
                             ctx.db,
                             image.id,
@@ -1083,6 +1086,20 @@ pub async fn webhook<S: HttpSender>(
                             &[time::now_rfc3339().into(), image.id.into()],
                         )?;
                         "image marked gone"
+                    }
+                    None if kind == "PUSH_ARTIFACT" => {
+                        let client = settings.client(&sender);
+                        let facts = artifact_facts(&client, &settings, repo, tag).await;
+                        let target = format!("{repo}:{tag}");
+                        match crate::builds::complete_from_push(
+                            ctx,
+                            &settings,
+                            &target,
+                            facts.as_ref(),
+                        )? {
+                            Some(_) => "build completed",
+                            None => "ignored: no matching image or build",
+                        }
                     }
                     _ => "ignored: no matching image",
                 }
@@ -1226,6 +1243,13 @@ pub async fn handle_importer<S: HttpSender>(
                 .as_slice(),
         ) {
             ("POST", ["api", "v1", "images:import"]) => start(req, ctx, &caller, sender).await,
+            ("POST", ["api", "v1", "images:build"]) => {
+                crate::builds::start(req, ctx, &caller, sender, crate::builds::BuildApi::V1).await
+            }
+            ("POST", ["api", "images", "build"]) => {
+                crate::builds::start(req, ctx, &caller, sender, crate::builds::BuildApi::Console)
+                    .await
+            }
             ("PUT", ["api", "v1", "images", id, "importing:retry"]) => {
                 retry(crate::catalog::parse_id(id)?, ctx, &caller, sender).await
             }
@@ -1259,6 +1283,9 @@ pub async fn handle_progress<S: HttpSender>(
         ("POST", ["api", "v1", "hooks", "harbor"]) => webhook(req, ctx, sender).await,
         ("PUT", ["api", "v1", "images:import", name, "progress"]) => {
             worker_progress(name, req, ctx)
+        }
+        ("PUT", ["api", "v1", "builds", id, "status"]) => {
+            crate::builds::runner_status(id, req, ctx)
         }
         (method, ["api", "v1", "hooks", "harbor"]) => {
             Err(ApiError::method_not_allowed(method, "POST"))

@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod builds;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod dockerfile;
 pub mod envelope;
 pub mod harbor;
 pub mod http;

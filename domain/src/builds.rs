@@ -1,0 +1,862 @@
+//! Custom image builds (seed 002): validated here, built by a runner, completed by Harbor.
+//!
+//! berth never runs a build. It checks the request (Dockerfile, bases the caller may use,
+//! package names, a unique target), records a build, POSTs a signed job to the runner, and
+//! learns the result from the runner's status callbacks and from Harbor's PUSH_ARTIFACT for
+//! the target tag, which creates the image: ready, private to its owner.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::admin::json_body;
+use crate::auth::Caller;
+use crate::config::Context;
+use crate::db::{Row, with_write_tx};
+use crate::dockerfile;
+use crate::envelope::{Api, ApiError};
+use crate::http::{Request, Response};
+use crate::image_ref::ImageRef;
+use crate::imports::{ArtifactFacts, HarborSettings};
+use crate::model::{IMAGE_COLUMNS, Image};
+use crate::outbound::{HttpSender, OutboundRequest};
+use crate::{store, time};
+
+/// How a build request came in: seed 002's bare answer, or the v1 envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildApi {
+    Console,
+    V1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Dockerfile,
+    Packages,
+    Environment,
+}
+
+impl Mode {
+    fn parse(s: Option<&str>) -> Result<Mode, ApiError> {
+        match s.unwrap_or("dockerfile") {
+            "dockerfile" => Ok(Mode::Dockerfile),
+            "packages" => Ok(Mode::Packages),
+            "environment" => Ok(Mode::Environment),
+            other => Err(ApiError::bad_param(
+                "mode",
+                format!("'{other}' is not dockerfile, packages or environment"),
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Dockerfile => "dockerfile",
+            Mode::Packages => "packages",
+            Mode::Environment => "environment",
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Packages {
+    #[serde(default)]
+    pip: Vec<String>,
+    #[serde(default)]
+    apt: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildBody {
+    name: String,
+    base_image: Option<String>,
+    dockerfile: Option<String>,
+    description: Option<String>,
+    mode: Option<String>,
+    packages: Option<Packages>,
+    environment_id: Option<String>,
+}
+
+/// Where builds go and how berth and the runner trust each other.
+struct RunnerSettings {
+    url: String,
+    secret: String,
+    token: String,
+    public_url: String,
+    deadline_seconds: i64,
+}
+
+impl RunnerSettings {
+    fn from_context(ctx: &Context<'_>) -> Result<RunnerSettings, ApiError> {
+        let url = ctx
+            .var("runner_url")
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        if url.is_empty() {
+            return Err(ApiError::new(
+                503,
+                "no build runner is configured (set the runner_url variable)",
+            ));
+        }
+        Ok(RunnerSettings {
+            url,
+            secret: ctx.var("runner_secret"),
+            token: ctx.var("runner_token"),
+            public_url: ctx
+                .var("public_url")
+                .trim()
+                .trim_end_matches('/')
+                .to_owned(),
+            deadline_seconds: ctx
+                .var("build_deadline_seconds")
+                .trim()
+                .parse()
+                .unwrap_or(3600_i64)
+                .max(1),
+        })
+    }
+}
+
+/// `sha256=<hex>` HMAC of a job body, as the `X-Berth-Signature` header carries it.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// `[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?` with optional `[extras]` and a version specifier.
+fn valid_pip(spec: &str) -> bool {
+    let end = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .unwrap_or(spec.len());
+    let (name, mut rest) = spec.split_at(end);
+    let name_ok = !name.is_empty()
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if let Some(extras) = rest.strip_prefix('[') {
+        let Some(close) = extras.find(']') else {
+            return false;
+        };
+        if !extras[..close].split(',').all(|e| {
+            !e.trim().is_empty()
+                && e.trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        }) {
+            return false;
+        }
+        rest = &extras[close + 1..];
+    }
+    let spec_ok = rest.is_empty()
+        || (rest.starts_with(['=', '<', '>', '!', '~'])
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "=<>!~.,*+-_ ".contains(c)));
+    name_ok && spec_ok && spec.len() <= 200
+}
+
+/// Debian package names, optionally `=version`.
+fn valid_apt(spec: &str) -> bool {
+    let (name, version) = spec.split_once('=').unwrap_or((spec, ""));
+    let name_ok = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    let version_ok = !spec.contains('=')
+        || (!version.is_empty()
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+:~-".contains(c)));
+    name_ok && version_ok && spec.len() <= 200
+}
+
+/// Generates the Dockerfile of a packages build.
+fn packages_dockerfile(base: &str, p: &Packages) -> String {
+    let mut d = format!("FROM {base}\n");
+    if !p.apt.is_empty() {
+        d.push_str(&format!(
+            "RUN apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*\n",
+            p.apt.join(" ")
+        ));
+    }
+    if !p.pip.is_empty() {
+        d.push_str(&format!(
+            "RUN pip install --no-cache-dir {}\n",
+            p.pip
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    d
+}
+
+/// A base image for `caller`: a ready catalog image they may see (by name or reference),
+/// or a reference on an allowed registry.
+fn resolve_base(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    reference: &str,
+    field: &str,
+) -> Result<(String, Option<Image>), ApiError> {
+    let by_name = ctx.db.query(
+        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE name = ?"),
+        &[reference.into()],
+    )?;
+    let parsed = ImageRef::parse(reference)
+        .map_err(|e| ApiError::bad_param(field, format!("'{reference}': {e}")))?;
+    let by_ref = if by_name.is_empty() {
+        ctx.db.query(
+            &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE registry = ? AND repository = ? AND tag = ?"),
+            &[parsed.registry.clone().into(), parsed.repository.clone().into(), parsed.tag.clone().into()],
+        )?
+    } else {
+        by_name
+    };
+    if let Some(row) = by_ref.first() {
+        let image = Image::from_row(&row);
+        if !store::can_see(caller, &image) {
+            return Err(ApiError::bad_param(
+                field,
+                format!("'{reference}' is a private image of another user"),
+            ));
+        }
+        if image.status != "ready" {
+            return Err(ApiError::bad_param(
+                field,
+                format!("'{reference}' is {}, not ready", image.status),
+            ));
+        }
+        return Ok((image.registry_url(), Some(image)));
+    }
+    let allowed: Vec<String> = ctx
+        .var("source_registries")
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    if !allowed.contains(&parsed.registry) {
+        return Err(ApiError::bad_param(
+            field,
+            format!(
+                "'{reference}' is not a catalog image and {} is not an allowed registry",
+                parsed.registry
+            ),
+        ));
+    }
+    Ok((parsed.tagged(), None))
+}
+
+/// A lowercase path component for a user name (`Alice.Smith` → `alice-smith`).
+fn namespace(owner: &str) -> String {
+    let mut out: String = owner
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() {
+        "user".to_owned()
+    } else {
+        out
+    }
+}
+
+fn new_build_id(caller: &Caller, name: &str, body: &[u8]) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hash = Sha256::new()
+        .chain_update(caller.name.as_bytes())
+        .chain_update(name.as_bytes())
+        .chain_update(nanos.to_le_bytes())
+        .chain_update(body)
+        .finalize();
+    let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("build-{hex}")
+}
+
+fn answer(
+    api: BuildApi,
+    status: u16,
+    build_id: &str,
+    state: &str,
+    message: Option<&str>,
+) -> Response {
+    match api {
+        BuildApi::Console => {
+            let mut body = json!({"build_id": build_id, "status": state});
+            if let Some(m) = message {
+                body["message"] = json!(m);
+            }
+            Response::json(status, &body)
+        }
+        BuildApi::V1 if status < 400 => {
+            Api::V1.ok_with(status, json!({"build_id": build_id, "status": state}), None)
+        }
+        BuildApi::V1 => Response::json(
+            status,
+            &json!({"code": status, "message": message.unwrap_or(state), "data": {"build_id": build_id, "status": state}}),
+        ),
+    }
+}
+
+/// `POST /api/images/build` and `POST /api/v1/images:build`.
+pub async fn start<S: HttpSender>(
+    req: &Request,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+    api: BuildApi,
+) -> Result<Response, ApiError> {
+    let body: BuildBody = json_body(req)?;
+    let mode = Mode::parse(body.mode.as_deref())?;
+    let target = ImageRef::parse(&format!("localhost/{}", body.name.trim())).map_err(|e| {
+        ApiError::bad_param(
+            "name",
+            format!("'{}' is not a valid image name:tag: {e}", body.name),
+        )
+    })?;
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 4096)
+    {
+        return Err(ApiError::bad_param(
+            "description",
+            "is longer than 4096 characters",
+        ));
+    }
+    crate::migrations::ensure(ctx.db)?;
+
+    // What to build from, checked before anything is recorded or dispatched.
+    let (dockerfile, base_ref, base_image) = match mode {
+        Mode::Dockerfile => {
+            let text = body.dockerfile.as_deref().ok_or_else(|| {
+                ApiError::bad_param("dockerfile", "is required in dockerfile mode")
+            })?;
+            let bases = dockerfile::parse(text)
+                .and_then(|d| dockerfile::bases(&d))
+                .map_err(|e| ApiError::bad_param("dockerfile", e))?;
+            let mut first: Option<(String, Option<Image>)> = None;
+            for b in bases.iter().filter(|b| !b.internal) {
+                let resolved = resolve_base(ctx, caller, &b.image, "dockerfile").map_err(|e| {
+                    ApiError::bad_request(format!("{} (FROM at line {})", e.message, b.line))
+                })?;
+                first.get_or_insert(resolved);
+            }
+            let (base_ref, base_image) = first.unwrap_or((String::from("scratch"), None));
+            if let Some(given) = body.base_image.as_deref() {
+                let (given_ref, _) = resolve_base(ctx, caller, given, "base_image")?;
+                if given_ref != base_ref {
+                    return Err(ApiError::bad_param(
+                        "base_image",
+                        format!("'{given}' is not the Dockerfile's first FROM"),
+                    ));
+                }
+            }
+            (Some(text.to_owned()), Some(base_ref), base_image)
+        }
+        Mode::Packages => {
+            let base = body
+                .base_image
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_param("base_image", "is required in packages mode"))?;
+            let (base_ref, base_image) = resolve_base(ctx, caller, base, "base_image")?;
+            let packages = body.packages.unwrap_or_default();
+            if packages.pip.is_empty() && packages.apt.is_empty() {
+                return Err(ApiError::bad_param(
+                    "packages",
+                    "name at least one pip or apt package",
+                ));
+            }
+            if packages.pip.len() + packages.apt.len() > 200 {
+                return Err(ApiError::bad_param("packages", "more than 200 packages"));
+            }
+            if let Some(bad) = packages.pip.iter().find(|p| !valid_pip(p)) {
+                return Err(ApiError::bad_param(
+                    "packages.pip",
+                    format!("'{bad}' is not a package name[extras][version]"),
+                ));
+            }
+            if let Some(bad) = packages.apt.iter().find(|p| !valid_apt(p)) {
+                return Err(ApiError::bad_param(
+                    "packages.apt",
+                    format!("'{bad}' is not a Debian package name[=version]"),
+                ));
+            }
+            (
+                Some(packages_dockerfile(&base_ref, &packages)),
+                Some(base_ref),
+                base_image,
+            )
+        }
+        Mode::Environment => {
+            let env = body.environment_id.as_deref().unwrap_or_default();
+            if env.is_empty()
+                || env.len() > 128
+                || !env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                return Err(ApiError::bad_param(
+                    "environment_id",
+                    "is required in environment mode: 1 to 128 of letters, digits, _ . -",
+                ));
+            }
+            (None, None, None)
+        }
+    };
+
+    let harbor = HarborSettings::from_context(ctx)?;
+    let runner = RunnerSettings::from_context(ctx)?;
+    let name = format!("{}/{}:{}", caller.name, target.repository, target.tag);
+    let repository = format!(
+        "{}/users/{}/{}",
+        harbor.harbor.project,
+        namespace(&caller.name),
+        target.repository
+    );
+    let target_ref = format!("{repository}:{}", target.tag);
+    let build_id = new_build_id(caller, &name, &req.body);
+    let now = time::now_rfc3339();
+    let deadline =
+        time::to_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(runner.deadline_seconds));
+
+    with_write_tx(ctx.db, || {
+        if !ctx
+            .db
+            .query(
+                "SELECT id FROM images WHERE name = ?",
+                &[name.clone().into()],
+            )?
+            .is_empty()
+        {
+            return Err(ApiError::conflict(format!(
+                "you already have an image named '{}'",
+                body.name
+            )));
+        }
+        if let Some(running) = ctx
+            .db
+            .query(
+                "SELECT id FROM builds WHERE target = ? AND status IN ('building', 'running')",
+                &[target_ref.clone().into()],
+            )?
+            .first()
+        {
+            return Err(ApiError::conflict(format!(
+                "a build of '{}' is already running ({})",
+                body.name,
+                running.str("id")
+            )));
+        }
+        ctx.db.execute(
+            "INSERT INTO builds (id, owner, name, mode, base_image, base_image_id, dockerfile, description, status, \
+             target, created_at, updated_at, deadline_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'building', ?, ?, ?, ?)",
+            &[
+                build_id.clone().into(),
+                caller.name.clone().into(),
+                name.clone().into(),
+                mode.as_str().into(),
+                base_ref.clone().into(),
+                base_image.as_ref().map(|i| i.id).into(),
+                dockerfile.clone().into(),
+                body.description.clone().into(),
+                target_ref.clone().into(),
+                now.clone().into(),
+                now.clone().into(),
+                deadline.into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+
+    let job = json!({
+        "build_id": build_id,
+        "mode": mode.as_str(),
+        "dockerfile": dockerfile,
+        "base_image": base_ref,
+        "environment_id": body.environment_id,
+        "push": {"registry": harbor.registry_host, "repository": repository, "tag": target.tag},
+        "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token},
+    });
+    let bytes = serde_json::to_vec(&job).expect("JSON values serialize");
+    let mut request = OutboundRequest::new("POST", format!("{}/runner/jobs", runner.url))
+        .header("content-type", "application/json")
+        .header("x-berth-signature", signature(&runner.secret, &bytes));
+    request.body = bytes;
+    let failure = match sender.send(request).await {
+        Ok(r) if (200..300).contains(&r.status) => None,
+        Ok(r) => Some(format!(
+            "the build runner refused the job (HTTP {})",
+            r.status
+        )),
+        Err(e) => Some(format!("the build runner is unreachable: {e}")),
+    };
+    match failure {
+        None => Ok(answer(api, 202, &build_id, "building", None)),
+        Some(message) => {
+            finish(ctx, &build_id, "failed", Some(&message), None)?;
+            Ok(answer(api, 502, &build_id, "failed", Some(&message)))
+        }
+    }
+}
+
+/// Moves a build to a final state, unless it already is in one.
+fn finish(
+    ctx: &Context<'_>,
+    id: &str,
+    status: &str,
+    message: Option<&str>,
+    image_id: Option<i64>,
+) -> Result<bool, ApiError> {
+    let changed = ctx.db.query(
+        "UPDATE builds SET status = ?, message = COALESCE(?, message), image_id = COALESCE(?, image_id), updated_at = ? \
+         WHERE id = ? AND status IN ('building', 'running') RETURNING id",
+        &[status.into(), message.map(str::to_owned).into(), image_id.into(), time::now_rfc3339().into(), id.into()],
+    )?;
+    Ok(!changed.is_empty())
+}
+
+struct BuildRow {
+    id: String,
+    owner: String,
+    name: String,
+    mode: String,
+    base_image: Option<String>,
+    base_image_id: Option<i64>,
+    description: Option<String>,
+    status: String,
+    message: Option<String>,
+    log_tail: Option<String>,
+    target: String,
+    image_id: Option<i64>,
+    created_at: String,
+    updated_at: String,
+    deadline_at: String,
+}
+
+const BUILD_COLUMNS: &str = "id, owner, name, mode, base_image, base_image_id, description, status, message, \
+    log_tail, target, image_id, created_at, updated_at, deadline_at";
+
+impl BuildRow {
+    fn from_row(r: &Row<'_>) -> BuildRow {
+        BuildRow {
+            id: r.str("id").to_owned(),
+            owner: r.str("owner").to_owned(),
+            name: r.str("name").to_owned(),
+            mode: r.str("mode").to_owned(),
+            base_image: r.opt_string("base_image"),
+            base_image_id: r.get("base_image_id").as_i64(),
+            description: r.opt_string("description"),
+            status: r.str("status").to_owned(),
+            message: r.opt_string("message"),
+            log_tail: r.opt_string("log_tail"),
+            target: r.str("target").to_owned(),
+            image_id: r.get("image_id").as_i64(),
+            created_at: r.str("created_at").to_owned(),
+            updated_at: r.str("updated_at").to_owned(),
+            deadline_at: r.str("deadline_at").to_owned(),
+        }
+    }
+
+    fn view(&self) -> Value {
+        json!({
+            "build_id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "mode": self.mode,
+            "status": self.status,
+            "message": self.message,
+            "log_tail": self.log_tail,
+            "base_image": self.base_image,
+            "description": self.description,
+            "target": self.target,
+            "image_id": self.image_id,
+            "created_at": time::to_seconds_precision(&self.created_at),
+            "updated_at": time::to_seconds_precision(&self.updated_at),
+        })
+    }
+}
+
+fn load(ctx: &Context<'_>, id: &str) -> Result<Option<BuildRow>, ApiError> {
+    let rows = ctx.db.query(
+        &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id = ?"),
+        &[id.into()],
+    )?;
+    Ok(rows.first().map(|r| BuildRow::from_row(&r)))
+}
+
+/// Fails a build whose runner went quiet past its deadline (checked lazily, on read).
+fn expire(ctx: &Context<'_>, build: &BuildRow) -> Result<bool, ApiError> {
+    let overdue = time::parse(&build.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
+    if overdue && matches!(build.status.as_str(), "building" | "running") {
+        let message = "the build runner did not finish before the build's deadline";
+        return finish(ctx, &build.id, "failed", Some(message), None);
+    }
+    Ok(false)
+}
+
+/// `GET /api/v1/builds/{id}`: the owner's or an admin's.
+pub fn get(id: &str, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    crate::migrations::ensure(ctx.db)?;
+    let not_found = || ApiError::not_found(format!("build {id} not found"));
+    let build = load(ctx, id)?.ok_or_else(not_found)?;
+    if !caller.is_admin() && build.owner != caller.name {
+        return Err(not_found());
+    }
+    let build = if expire(ctx, &build)? {
+        load(ctx, id)?.ok_or_else(not_found)?
+    } else {
+        build
+    };
+    Ok(Api::V1.ok(build.view()))
+}
+
+/// `GET /api/v1/builds`: the caller's builds, newest first.
+pub fn list(ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    crate::migrations::ensure(ctx.db)?;
+    let rows = ctx.db.query(
+        &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT 100"),
+        &[caller.name.clone().into()],
+    )?;
+    let mut builds = Vec::new();
+    for r in rows.iter() {
+        let b = BuildRow::from_row(&r);
+        if expire(ctx, &b)? {
+            builds.push(load(ctx, &b.id)?.unwrap_or(b).view());
+        } else {
+            builds.push(b.view());
+        }
+    }
+    Ok(Api::V1.ok(json!({"total": builds.len(), "builds": builds})))
+}
+
+/// `PUT /api/v1/builds/{id}/status` from the runner: `running` (with a log tail) or `failed`.
+pub fn runner_status(id: &str, req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.trim().strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::auth::secret_matches(&ctx.var("runner_token"), token.trim()) {
+        return Err(ApiError::unauthorized(
+            "send 'Authorization: Bearer <runner_token>'",
+        ));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct StatusBody {
+        status: String,
+        message: Option<String>,
+        log_tail: Option<String>,
+    }
+    let body: StatusBody = json_body(req)?;
+    let log_tail = body.log_tail.map(|l| {
+        l.chars()
+            .rev()
+            .take(4096)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<String>()
+    });
+    crate::migrations::ensure(ctx.db)?;
+    let build =
+        load(ctx, id)?.ok_or_else(|| ApiError::not_found(format!("build {id} not found")))?;
+    let changed = match body.status.as_str() {
+        "running" => !ctx
+            .db
+            .query(
+                "UPDATE builds SET status = 'running', log_tail = COALESCE(?, log_tail), updated_at = ? \
+                 WHERE id = ? AND status IN ('building', 'running') RETURNING id",
+                &[log_tail.into(), time::now_rfc3339().into(), build.id.clone().into()],
+            )?
+            .is_empty(),
+        "failed" => {
+            if let Some(tail) = &log_tail {
+                ctx.db.execute("UPDATE builds SET log_tail = ? WHERE id = ? AND status IN ('building', 'running')", &[tail.clone().into(), build.id.clone().into()])?;
+            }
+            let message = body.message.unwrap_or_else(|| "the build runner reported a failure".to_owned());
+            finish(ctx, &build.id, "failed", Some(&message), None)?
+        }
+        other => return Err(ApiError::bad_param("status", format!("'{other}' is not running or failed"))),
+    };
+    Ok(Api::V1.ok(json!({"build_id": build.id, "changed": changed})))
+}
+
+/// Harbor's PUSH_ARTIFACT for a build's target completes it: the image is created ready,
+/// private to the owner, with the base image's metadata and Harbor's facts.
+pub fn complete_from_push(
+    ctx: &Context<'_>,
+    harbor: &HarborSettings,
+    target: &str,
+    facts: Option<&ArtifactFacts>,
+) -> Result<Option<i64>, ApiError> {
+    let rows = ctx.db.query(
+        &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE target = ? AND status IN ('building', 'running') ORDER BY created_at DESC LIMIT 1"),
+        &[target.into()],
+    )?;
+    let Some(build) = rows.first().map(|r| BuildRow::from_row(&r)) else {
+        return Ok(None);
+    };
+    let (repository, tag) = target.rsplit_once(':').unwrap_or((target, "latest"));
+    let base = match build.base_image_id {
+        Some(id) => store::get(ctx.db, id)?,
+        None => None,
+    };
+    let facts = facts.cloned().unwrap_or_default();
+    let now = time::now_rfc3339();
+    with_write_tx(ctx.db, || {
+        let image_id = ctx
+            .db
+            .query(
+                "INSERT INTO images (name, display_name, description, category, framework, framework_version, frameworks, \
+                 cuda_version, preset_cuda, python_version, chip_type, applicable_scopes, registry, repository, tag, digest, \
+                 size, arch, os, is_official, visibility, owner, status, publication, origin, created_by, updated_by, \
+                 created_at, updated_at) \
+                 VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'private', ?, 'ready', 'online', 'build', ?, ?, ?, ?) \
+                 RETURNING id",
+                &[
+                    build.name.clone().into(),
+                    build.description.clone().into(),
+                    base.as_ref().and_then(|b| b.category.clone()).unwrap_or_else(|| "custom".into()).into(),
+                    base.as_ref().and_then(|b| b.framework.clone()).into(),
+                    base.as_ref().and_then(|b| b.framework_version.clone()).into(),
+                    serde_json::to_string(&base.as_ref().map(|b| b.frameworks.clone()).unwrap_or_default()).expect("strings serialize").into(),
+                    base.as_ref().and_then(|b| b.cuda_version.clone()).into(),
+                    base.as_ref().is_some_and(|b| b.preset_cuda).into(),
+                    base.as_ref().and_then(|b| b.python_version.clone()).into(),
+                    base.as_ref().map_or("GPU".to_owned(), |b| b.chip_type.clone()).into(),
+                    serde_json::to_string(&base.as_ref().map(|b| b.applicable_scopes.clone()).unwrap_or_default()).expect("strings serialize").into(),
+                    harbor.registry_host.clone().into(),
+                    repository.into(),
+                    tag.into(),
+                    Some(facts.digest.clone()).filter(|d| !d.is_empty()).into(),
+                    facts.size.into(),
+                    facts.arch.clone().into(),
+                    facts.os.clone().into(),
+                    build.owner.clone().into(),
+                    build.owner.clone().into(),
+                    build.owner.clone().into(),
+                    now.clone().into(),
+                    now.clone().into(),
+                ],
+            )
+            .map_err(|e| match e {
+                crate::db::DbError::Conflict(_) => ApiError::conflict(format!("image {} already exists", build.name)),
+                other => other.into(),
+            })?
+            .scalar_i64()
+            .ok_or_else(|| ApiError::internal("completing a build", "no id returned"))?;
+        for scope in base
+            .as_ref()
+            .map(|b| b.applicable_scopes.clone())
+            .unwrap_or_default()
+        {
+            ctx.db.execute(
+                "INSERT INTO image_scopes (image_id, scope) VALUES (?, ?)",
+                &[image_id.into(), scope.into()],
+            )?;
+        }
+        finish(ctx, &build.id, "succeeded", None, Some(image_id))?;
+        Ok(Some(image_id))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pip_and_apt_names() {
+        for ok in [
+            "transformers",
+            "peft==0.10.0",
+            "torch>=2.0,<3",
+            "uvicorn[standard]",
+            "a",
+            "jax[cuda12]~=0.4",
+            "Flask_Login",
+        ] {
+            assert!(valid_pip(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "x-",
+            "x; rm -rf /",
+            "x==1 && curl",
+            "$(id)",
+            "x[",
+            "x y",
+        ] {
+            assert!(!valid_pip(bad), "{bad}");
+        }
+        for ok in [
+            "git",
+            "libgl1",
+            "g++",
+            "python3.10-dev",
+            "curl=7.68.0-1ubuntu2",
+        ] {
+            assert!(valid_apt(ok), "{ok}");
+        }
+        for bad in ["", "G", "Git", "git;ls", "x=", "a b", "-rf"] {
+            assert!(!valid_apt(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_dockerfile() {
+        let d = packages_dockerfile(
+            "h.io/library/base:1",
+            &Packages {
+                pip: vec!["peft==0.10.0".into()],
+                apt: vec!["git".into()],
+            },
+        );
+        assert_eq!(
+            d,
+            "FROM h.io/library/base:1\nRUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*\nRUN pip install --no-cache-dir 'peft==0.10.0'\n"
+        );
+        let parsed = dockerfile::bases(&dockerfile::parse(&d).unwrap()).unwrap();
+        assert_eq!(parsed[0].image, "h.io/library/base:1");
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn namespaces_are_path_components() {
+        assert_eq!(namespace("Alice.Smith"), "alice-smith");
+        assert_eq!(namespace("bob"), "bob");
+        assert_eq!(namespace("__"), "user");
+    }
+}
