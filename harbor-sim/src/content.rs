@@ -127,6 +127,19 @@ pub fn generate(
     index(children, oci)
 }
 
+/// The image a build-runner job pushes: a single-arch `linux/amd64` Docker
+/// schema-2 manifest of exactly `size` bytes, derived from `build_id` alone.
+pub fn built_image(build_id: &str, repo: &str, size: u64) -> Manifest {
+    let seed = format!("runner-build/{build_id}");
+    single(
+        &seed,
+        repo,
+        &Platform::parse("linux/amd64"),
+        Some(size),
+        false,
+    )
+}
+
 fn index(children: Vec<Child>, oci: bool) -> Manifest {
     let media = if oci { OCI_INDEX } else { DOCKER_LIST };
     let entries: Vec<String> = children
@@ -332,6 +345,19 @@ mod tests {
         assert_eq!(a.digest, b.digest);
         assert_eq!(a.manifest_media_type, DOCKER_MANIFEST);
         assert!(a.digest.starts_with("sha256:") && a.digest.len() == 71);
+    }
+
+    #[test]
+    fn built_images_follow_the_build_id() {
+        let a = built_image("build-1", "users/alice/img", 1 << 30);
+        let b = built_image("build-1", "users/bob/other", 1 << 30);
+        let c = built_image("build-2", "users/alice/img", 1 << 30);
+        assert_eq!(a.size, 1 << 30);
+        assert_eq!(a.manifest_media_type, DOCKER_MANIFEST);
+        assert!(a.children.is_empty());
+        assert_eq!(a.extra_attrs.as_ref().unwrap()["architecture"], "amd64");
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, c.digest);
     }
 
     #[test]

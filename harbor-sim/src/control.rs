@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::http::Resp;
 use crate::lock;
 use crate::server::Inner;
-use crate::{Faults, FaultsPatch, UpstreamImage};
+use crate::{Faults, FaultsPatch, RunnerControl, RunnerControlPatch, UpstreamImage};
 
 fn bad(msg: String) -> Resp {
     Resp::json(400, &json!({ "error": msg }))
@@ -70,6 +70,32 @@ pub fn handle(inner: &Arc<Inner>, method: &Method, path: &str, body: &[u8]) -> R
             lock(&inner.state).upstream.clear();
             Resp::json(200, &json!([]))
         }
+        ("GET", "/_sim/runner") => runner_response(&lock(&inner.state).runner),
+        ("POST", "/_sim/runner") | ("PUT", "/_sim/runner") | ("PATCH", "/_sim/runner") => {
+            let patch: RunnerControlPatch = match serde_json::from_slice(body) {
+                Ok(p) => p,
+                Err(e) => return bad(format!("invalid runner control: {e}")),
+            };
+            let mut st = lock(&inner.state);
+            st.runner.apply(patch);
+            runner_response(&st.runner)
+        }
+        ("DELETE", "/_sim/runner") => {
+            let mut st = lock(&inner.state);
+            st.runner = RunnerControl::default();
+            runner_response(&st.runner)
+        }
+        ("GET", "/_sim/runner/jobs") => {
+            let st = lock(&inner.state);
+            Resp::json(
+                200,
+                &serde_json::to_value(&st.runner_jobs).unwrap_or_default(),
+            )
+        }
+        ("DELETE", "/_sim/runner/jobs") => {
+            lock(&inner.state).runner_jobs.clear();
+            Resp::json(200, &json!([]))
+        }
         ("DELETE", "/_sim/requests") => {
             lock(&inner.state).requests.clear();
             Resp::json(200, &json!({"requests": 0}))
@@ -79,6 +105,10 @@ pub fn handle(inner: &Arc<Inner>, method: &Method, path: &str, body: &[u8]) -> R
             &json!({"error": format!("no control endpoint {method} {path}")}),
         ),
     }
+}
+
+fn runner_response(r: &RunnerControl) -> Resp {
+    Resp::json(200, &serde_json::to_value(r).unwrap_or_default())
 }
 
 fn faults_response(f: &Faults) -> Resp {

@@ -382,9 +382,7 @@ async fn run_task(inner: Arc<Inner>, ctx: ExecCtx, task_id: i64, fail: bool, fla
         }
         pushes
     };
-    for p in &pushes {
-        push_event(&inner, p);
-    }
+    push_events(&inner, &pushes, "harbor-jobservice", "");
     if let Some(task) = transition(&inner, &ctx, task_id, TaskStatus::Succeed, false) {
         replication_event(&inner, &ctx, &task);
     }
@@ -530,9 +528,13 @@ pub fn artifact_payload(
     }
 }
 
-fn push_event(inner: &Arc<Inner>, p: &Pushed) {
-    let payload = artifact_payload(inner, "PUSH_ARTIFACT", "harbor-jobservice", p, true);
-    notify::emit(inner, &p.project, payload, "");
+/// One PUSH_ARTIFACT event per pushed manifest, in push order (§7.6). `operator`
+/// is the pusher: `harbor-jobservice` for replication, the robot for a `docker push`.
+pub fn push_events(inner: &Arc<Inner>, pushes: &[Pushed], operator: &str, request_id: &str) {
+    for p in pushes {
+        let payload = artifact_payload(inner, "PUSH_ARTIFACT", operator, p, true);
+        notify::emit(inner, &p.project, payload, request_id);
+    }
 }
 
 /// Stops an execution (§4.4). Returns false if it does not exist.

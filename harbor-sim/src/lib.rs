@@ -4,6 +4,10 @@
 //! Start one in-process with [`Simulator::start`]; shape its behaviour through the
 //! `/_sim/*` control API or the equivalent Rust methods ([`Simulator::set_faults`],
 //! [`Simulator::define_upstream`], [`Simulator::state`]).
+//!
+//! The simulator also plays berth's **build runner** (not part of Harbor): jobs
+//! POSTed to `/runner/jobs` report progress to their callback and push the built
+//! image into the simulated Harbor (see [`Simulator::set_runner`]).
 
 mod api;
 mod content;
@@ -12,6 +16,7 @@ mod engine;
 mod http;
 mod model;
 mod notify;
+mod runner;
 mod server;
 mod util;
 
@@ -23,7 +28,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::model::{
     ArtifactSummary, DeliveryRecord, ExecutionSummary, PolicySummary, ProjectSummary,
-    RegistrySummary, RequestRecord, SimState, StateCounts, TaskSummary, WebhookPolicySummary,
+    RegistrySummary, RequestRecord, RunnerCallbackRecord, RunnerJob, RunnerOutcome, SimState,
+    StateCounts, TaskSummary, WebhookPolicySummary,
+};
+pub use crate::runner::{
+    BUILT_IMAGE_SIZE, DEFAULT_FAIL_LOG_TAIL, DEFAULT_FAIL_MESSAGE, RUNNER_JOBS_PATH,
+    RUNNER_OPERATOR, runner_signature,
 };
 
 /// A project created at start-up (Harbor ships with a public `library` project).
@@ -57,8 +67,12 @@ pub struct SimOptions {
     pub webhook_timeout: Duration,
     /// Webhook attempts per delivery (Harbor: up to 3 failures).
     pub webhook_max_attempts: u32,
-    /// Pause between webhook attempts (jobservice backoff, shortened).
+    /// Pause between webhook attempts (jobservice backoff, shortened); also the
+    /// pause between the build runner's callback attempts.
     pub webhook_retry_delay: Duration,
+    /// The build runner's shared secret: `POST /runner/jobs` must carry
+    /// `X-Berth-Signature: sha256=<hex HMAC-SHA256(runner_secret, body)>`.
+    pub runner_secret: String,
 }
 
 impl Default for SimOptions {
@@ -78,6 +92,7 @@ impl Default for SimOptions {
             webhook_timeout: Duration::from_secs(3),
             webhook_max_attempts: 3,
             webhook_retry_delay: Duration::from_millis(200),
+            runner_secret: "runner-secret".into(),
         }
     }
 }
@@ -248,6 +263,48 @@ pub struct UpstreamImage {
     pub attestation: Option<bool>,
 }
 
+/// How the simulated build runner treats the next jobs (all off by default).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RunnerControl {
+    /// The next N accepted jobs fail (`failed` callback, nothing pushed).
+    pub fail_next: u32,
+    /// The next N accepted jobs go silent: no callback, no push, ever.
+    pub silent_next: u32,
+    /// `message` of the `failed` callback for `fail_next` failures
+    /// (default [`DEFAULT_FAIL_MESSAGE`]).
+    pub message: Option<String>,
+    /// `log_tail` of every `failed` callback (default [`DEFAULT_FAIL_LOG_TAIL`]).
+    pub log_tail: Option<String>,
+}
+
+/// A partial update of [`RunnerControl`]; present fields overwrite, absent ones are kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerControlPatch {
+    pub fail_next: Option<u32>,
+    pub silent_next: Option<u32>,
+    pub message: Option<String>,
+    pub log_tail: Option<String>,
+}
+
+impl RunnerControl {
+    pub fn apply(&mut self, p: RunnerControlPatch) {
+        if let Some(v) = p.fail_next {
+            self.fail_next = v;
+        }
+        if let Some(v) = p.silent_next {
+            self.silent_next = v;
+        }
+        if let Some(v) = p.message {
+            self.message = Some(v);
+        }
+        if let Some(v) = p.log_tail {
+            self.log_tail = Some(v);
+        }
+    }
+}
+
 /// A running simulator. Cheap to clone.
 #[derive(Clone)]
 pub struct Simulator {
@@ -306,6 +363,45 @@ impl Simulator {
     /// Clears the request log.
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
+    }
+
+    /// `http://127.0.0.1:PORT/runner/jobs`: where berth POSTs build jobs.
+    pub fn runner_url(&self) -> String {
+        format!("{}{RUNNER_JOBS_PATH}", self.url())
+    }
+
+    /// Merges `patch` into the build runner's control (`fail_next`, `silent_next`, …).
+    pub fn set_runner(&self, patch: RunnerControlPatch) {
+        self.lock().runner.apply(patch);
+    }
+
+    /// Turns the build runner's control back to defaults (the job records are kept).
+    pub fn reset_runner(&self) {
+        self.lock().runner = RunnerControl::default();
+    }
+
+    pub fn runner(&self) -> RunnerControl {
+        self.lock().runner.clone()
+    }
+
+    /// Every job the build runner received, oldest first (also in [`SimState`]).
+    pub fn runner_jobs(&self) -> Vec<RunnerJob> {
+        self.lock().runner_jobs.clone()
+    }
+
+    /// The latest job record for `build_id`.
+    pub fn runner_job(&self, build_id: &str) -> Option<RunnerJob> {
+        self.lock()
+            .runner_jobs
+            .iter()
+            .rev()
+            .find(|j| j.build_id == build_id)
+            .cloned()
+    }
+
+    /// Forgets the build runner's job records.
+    pub fn clear_runner_jobs(&self) {
+        self.lock().runner_jobs.clear();
     }
 
     /// Stops accepting connections.

@@ -35,6 +35,13 @@ struct Args {
     /// Default: `library:public`.
     #[arg(long = "project")]
     projects: Vec<String>,
+    /// Shared secret of the simulated build runner (`X-Berth-Signature` HMAC key).
+    #[arg(
+        long,
+        env = "HARBOR_SIM_RUNNER_SECRET",
+        default_value = "runner-secret"
+    )]
+    runner_secret: String,
 }
 
 #[tokio::main]
@@ -53,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         execution_step: Duration::from_millis(args.execution_step_ms),
         status_refresh_delay: Duration::from_millis(args.status_refresh_delay_ms),
         robot: args.robot,
+        runner_secret: args.runner_secret,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

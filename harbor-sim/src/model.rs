@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::content::Manifest;
 use crate::util::{Obj, fmt_time};
-use crate::{Faults, ProjectSeed, UpstreamImage};
+use crate::{Faults, ProjectSeed, RunnerControl, UpstreamImage};
 
 pub type Time = DateTime<Utc>;
 
@@ -247,6 +247,7 @@ pub struct Ids {
     pub tag: i64,
     pub webhook: i64,
     pub delivery: i64,
+    pub runner_job: i64,
 }
 
 /// Everything the simulator knows.
@@ -266,6 +267,8 @@ pub struct State {
     pub faults: Faults,
     pub deliveries: Vec<DeliveryRecord>,
     pub requests: Vec<RequestRecord>,
+    pub runner: RunnerControl,
+    pub runner_jobs: Vec<RunnerJob>,
 }
 
 pub const MAX_LOG: usize = 10_000;
@@ -286,6 +289,10 @@ impl State {
             st.create_project(&s.name, s.public);
         }
         st
+    }
+
+    pub fn runner_job_mut(&mut self, id: i64) -> Option<&mut RunnerJob> {
+        self.runner_jobs.iter_mut().find(|j| j.id == id)
     }
 
     pub fn define_upstream(&mut self, image: UpstreamImage) {
@@ -943,6 +950,7 @@ impl State {
                 webhook_policies: self.webhook_policies.len(),
                 webhook_deliveries: self.deliveries.len(),
                 requests: self.requests.len(),
+                runner_jobs: self.runner_jobs.len(),
             },
             projects: self
                 .projects
@@ -1003,6 +1011,8 @@ impl State {
             requests: self.requests.clone(),
             upstream: self.upstream.clone(),
             faults: self.faults.clone(),
+            runner: self.runner.clone(),
+            runner_jobs: self.runner_jobs.clone(),
         }
     }
 }
@@ -1021,6 +1031,8 @@ pub struct StateCounts {
     pub webhook_policies: usize,
     pub webhook_deliveries: usize,
     pub requests: usize,
+    #[serde(default)]
+    pub runner_jobs: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -1109,7 +1121,7 @@ pub struct DeliveryRecord {
     pub at: String,
 }
 
-/// One `/api/v2.0` request as received.
+/// One request as received (`/api/v2.0` and the runner's `/runner/jobs`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RequestRecord {
     pub method: String,
@@ -1142,4 +1154,67 @@ pub struct SimState {
     pub requests: Vec<RequestRecord>,
     pub upstream: Vec<UpstreamImage>,
     pub faults: Faults,
+    /// The build runner's control (`/_sim/runner`).
+    #[serde(default)]
+    pub runner: RunnerControl,
+    /// Every job the build runner received, oldest first.
+    #[serde(default)]
+    pub runner_jobs: Vec<RunnerJob>,
+}
+
+/// Where a build-runner job stands.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerOutcome {
+    /// Answered `202`; the first callback is due.
+    Accepted,
+    /// Bad or missing signature (`401`) or an invalid job (`400`); see `error`.
+    Rejected,
+    /// The `running` callback was sent; the build or push is under way.
+    Running,
+    /// The image is in the simulated Harbor (PUSH_ARTIFACT fired); see `digest`.
+    Pushed,
+    /// The `failed` callback was sent; nothing was pushed.
+    Failed,
+    /// Accepted, and then never a callback nor a push.
+    Silent,
+}
+
+/// One job received by the build runner (`POST /runner/jobs`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunnerJob {
+    /// Record id (the order of arrival).
+    pub id: i64,
+    /// `build_id` of the body; empty if the body had none.
+    pub build_id: String,
+    /// `mode` of the body (`dockerfile`, `packages`, `environment`); empty if none.
+    pub mode: String,
+    pub signature_ok: bool,
+    pub outcome: RunnerOutcome,
+    /// Why the job was rejected (`bad signature`, or the 400 message).
+    pub error: Option<String>,
+    /// The body as received: JSON, or a string if it was not JSON.
+    pub body: Value,
+    /// How many times this job was POSTed while in flight (retries answer `202` again).
+    pub submissions: u32,
+    /// Every callback attempt, in order.
+    pub callbacks: Vec<RunnerCallbackRecord>,
+    /// Full repository and tag the image was pushed to, e.g. `catalog/users/alice/img:1.0`.
+    pub pushed: Option<String>,
+    /// Digest of the pushed manifest.
+    pub digest: Option<String>,
+    pub received_at: String,
+}
+
+/// One callback attempt (`PUT callback.url`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunnerCallbackRecord {
+    /// The JSON body sent (`{"status":"running","log_tail":…}`).
+    pub payload: Value,
+    pub attempt: u32,
+    /// HTTP status of the attempt; `None` for transport errors and timeouts.
+    pub status: Option<u16>,
+    /// Set unless the attempt got a 2xx.
+    pub error: Option<String>,
+    pub at: String,
 }

@@ -169,12 +169,16 @@ impl Api {
 /// One webhook delivery as the receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Hook {
+    pub method: String,
+    /// Path and query of the request.
+    pub path: String,
     pub headers: HeaderMap,
     pub raw: String,
     pub body: Value,
 }
 
-/// A webhook receiver answering with scripted statuses (then 200).
+/// A webhook (or build-callback) receiver answering with scripted statuses (then 200).
+/// Only requests answered 200 are kept in `hooks`.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -217,6 +221,12 @@ impl Receiver {
                             let status = scripted.unwrap_or(200);
                             if status == 200 {
                                 r.hooks.lock().unwrap().push(Hook {
+                                    method: parts.method.to_string(),
+                                    path: parts
+                                        .uri
+                                        .path_and_query()
+                                        .map(|p| p.to_string())
+                                        .unwrap_or_default(),
                                     headers: parts.headers,
                                     raw: String::from_utf8_lossy(&bytes).into_owned(),
                                     body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
