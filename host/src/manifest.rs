@@ -249,10 +249,10 @@ pub fn parse(text: &str, dir: &Path) -> Result<App> {
     })
 }
 
-/// `spin up` additionally requires every triggered component's Wasm file to exist.
+/// `spin up` additionally requires every component's Wasm file to exist (Spin loads them all,
+/// routed or not).
 pub fn check_sources(app: &App) -> Result<()> {
-    for trigger in &app.triggers {
-        let c = &app.components[&trigger.component];
+    for c in app.components.values() {
         if !c.source.is_file() {
             bail!(
                 "component {:?}: source file {:?} does not exist (looked for {}). \

@@ -90,9 +90,9 @@ impl Server {
         ids.sort_unstable();
         ids.dedup();
 
-        // Like Spin without runtime config: only the "default" database and store exist.
-        for id in &ids {
-            let c = &app.components[*id];
+        // Like Spin without runtime config: only the "default" database and store exist
+        // (checked for every component, as Spin does).
+        for (id, c) in &app.components {
             if let Some(label) = c.sqlite_databases.iter().find(|l| !databases.is_defined(l)) {
                 bail!(
                     "component {id:?} uses SQLite database {label:?}, which is not defined: \
