@@ -238,7 +238,11 @@ fn sql_metacharacters_in_filters_are_plain_text() {
     assert_eq!(alice(&app, "name=_"), [12]);
     assert_eq!(alice(&app, "name=%5C"), [12]);
     assert_eq!(alice(&app, "name=%27quote"), [12]);
-    assert_eq!(alice(&app, "q=%27"), [5, 12], "an apostrophe is just a character");
+    assert_eq!(
+        alice(&app, "q=%27"),
+        [5, 12],
+        "an apostrophe is just a character"
+    );
 
     // And nothing was dropped.
     assert_eq!(alice(&app, "").len(), 9);

@@ -501,12 +501,20 @@ pub async fn start<S: HttpSender>(
         "push": {"registry": harbor.registry_host, "repository": repository, "tag": target.tag},
         "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token},
     });
+    // Harbor must tell berth about the push that completes the build.
+    if let Err(e) =
+        crate::imports::ensure_project_and_webhooks(&harbor.client(&sender), &harbor).await
+    {
+        let message = format!("Harbor is not ready for the build's push: {e}");
+        finish(ctx, &build_id, "failed", Some(&message), None)?;
+        return Ok(answer(api, 502, &build_id, "failed", Some(&message)));
+    }
     let bytes = serde_json::to_vec(&job).expect("JSON values serialize");
     let mut request = OutboundRequest::new("POST", format!("{}/runner/jobs", runner.url))
         .header("content-type", "application/json")
         .header("x-berth-signature", signature(&runner.secret, &bytes));
     request.body = bytes;
-    let failure = match sender.send(request).await {
+    let failure = match (&sender).send(request).await {
         Ok(r) if (200..300).contains(&r.status) => None,
         Ok(r) => Some(format!(
             "the build runner refused the job (HTTP {})",
@@ -619,13 +627,44 @@ fn expire(ctx: &Context<'_>, build: &BuildRow) -> Result<bool, ApiError> {
 }
 
 /// `GET /api/v1/builds/{id}`: the owner's or an admin's.
-pub fn get(id: &str, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+///
+/// A build that has been quiet for a while is checked against Harbor: if its target was
+/// pushed (and the webhook lost), the build completes here.
+pub async fn get<S: HttpSender>(
+    id: &str,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
     crate::migrations::ensure(ctx.db)?;
     let not_found = || ApiError::not_found(format!("build {id} not found"));
     let build = load(ctx, id)?.ok_or_else(not_found)?;
     if !caller.is_admin() && build.owner != caller.name {
         return Err(not_found());
     }
+    let quiet = time::parse(&build.updated_at).is_none_or(|t| {
+        ctx.now - t.timestamp()
+            >= ctx
+                .var("import_reconcile_after_seconds")
+                .trim()
+                .parse()
+                .unwrap_or(5)
+    });
+    if quiet && matches!(build.status.as_str(), "building" | "running") {
+        if let Ok(harbor) = HarborSettings::from_context(ctx) {
+            let (repository, tag) = build
+                .target
+                .rsplit_once(':')
+                .unwrap_or((build.target.as_str(), "latest"));
+            let client = harbor.client(&sender);
+            if let Some(facts) =
+                crate::imports::artifact_facts(&client, &harbor, repository, tag).await
+            {
+                complete_from_push(ctx, &harbor, &build.target, Some(&facts))?;
+            }
+        }
+    }
+    let build = load(ctx, id)?.ok_or_else(not_found)?;
     let build = if expire(ctx, &build)? {
         load(ctx, id)?.ok_or_else(not_found)?
     } else {

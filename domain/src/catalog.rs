@@ -78,6 +78,10 @@ async fn route<S: HttpSender>(
             migrations::ensure(ctx.db)?;
             return imports::importing_details(id, ctx, &caller, sender).await;
         }
+        ["api", "v1", "builds", id] => {
+            get_only(req)?;
+            return crate::builds::get(id, ctx, &caller, sender).await;
+        }
         ["api", "v1", "harbor", "stats"] => {
             get_only(req)?;
             migrations::ensure(ctx.db)?;
@@ -111,7 +115,7 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, caller)),
         ["api", "images", id, "versions"] => read(&|| versions_console(parse_id(id)?, ctx, caller)),
         ["api", "v1", "builds"] => read(&|| crate::builds::list(ctx, caller)),
-        ["api", "v1", "builds", id] => read(&|| crate::builds::get(id, ctx, caller)),
+
         ["api", "v1", "openapi.json"] => {
             read(&|| Ok(Response::json(200, &crate::openapi::document())))
         }

@@ -513,7 +513,7 @@ fn repository_in_project<'a>(settings: &HarborSettings, repository: &'a str) -> 
         .unwrap_or(repository)
 }
 
-async fn artifact_facts<S: HttpSender>(
+pub async fn artifact_facts<S: HttpSender>(
     client: &HarborClient<S>,
     settings: &HarborSettings,
     repository: &str,
@@ -769,21 +769,7 @@ async fn run_import<S: HttpSender>(
     let client = settings.client(&sender);
     let registry = source_registry(ctx.db, source)?;
     let steps = async {
-        client.ensure_project().await?;
-        if !settings.webhook_url.is_empty() {
-            client
-                .ensure_webhook_spec(&WebhookSpec {
-                    name: "berth".into(),
-                    address: settings.webhook_url.clone(),
-                    auth_header: format!("Bearer {}", settings.webhook_secret),
-                    event_types: vec![
-                        "REPLICATION".into(),
-                        "PUSH_ARTIFACT".into(),
-                        "DELETE_ARTIFACT".into(),
-                    ],
-                })
-                .await?;
-        }
+        ensure_project_and_webhooks(&client, settings).await?;
         let registry_id = client.ensure_registry(&registry).await?;
         let policy = PolicySpec::new(
             policy_name(source),
@@ -827,6 +813,30 @@ async fn run_import<S: HttpSender>(
             Ok(import_answer(502, 0, &message, 0, Some(image_id)))
         }
     }
+}
+
+/// Makes sure berth's Harbor project exists and sends berth its events (when berth knows
+/// its own webhook address).
+pub async fn ensure_project_and_webhooks<S: HttpSender>(
+    client: &HarborClient<S>,
+    settings: &HarborSettings,
+) -> Result<(), HarborError> {
+    client.ensure_project().await?;
+    if !settings.webhook_url.is_empty() {
+        client
+            .ensure_webhook_spec(&WebhookSpec {
+                name: "berth".into(),
+                address: settings.webhook_url.clone(),
+                auth_header: format!("Bearer {}", settings.webhook_secret),
+                event_types: vec![
+                    "REPLICATION".into(),
+                    "PUSH_ARTIFACT".into(),
+                    "DELETE_ARTIFACT".into(),
+                ],
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// One replication policy per source reference, named deterministically.

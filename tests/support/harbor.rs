@@ -66,6 +66,8 @@ impl TestHarbor {
             ("harbor_username", USERNAME.into()),
             ("harbor_password", PASSWORD.into()),
             ("harbor_project", "catalog".into()),
+            ("runner_url", self.url()),
+            ("runner_secret", SimOptions::default().runner_secret),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

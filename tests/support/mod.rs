@@ -19,6 +19,7 @@ pub mod harbor;
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const WORKER_TOKEN: &str = "test-worker-token";
+pub const RUNNER_TOKEN: &str = "test-runner-token";
 
 /// The repository root (where spin.toml lives).
 pub fn repo_root() -> PathBuf {
@@ -106,6 +107,11 @@ impl TestApp {
             .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
             .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
+            .env("SPIN_VARIABLE_RUNNER_TOKEN", RUNNER_TOKEN)
+            .env(
+                "SPIN_VARIABLE_PUBLIC_URL",
+                format!("http://127.0.0.1:{port}"),
+            )
             .env("BERTH_COMPILE_CACHE", shared_compile_cache())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
