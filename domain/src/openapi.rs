@@ -333,6 +333,28 @@ fn schemas() -> Value {
                 "description": text, "createTime": {"type": "string", "format": "date-time"}
             }
         },
+        "BuildRequest": {
+            "type": "object", "required": ["name"], "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "description": "Target name:tag; the image is named <owner>/<name>"},
+                "mode": {"type": "string", "enum": ["dockerfile", "packages", "environment"], "default": "dockerfile"},
+                "dockerfile": {"type": "string", "maxLength": 32768, "description": "dockerfile mode; every FROM must be a ready catalog image the caller may use, or on an allowed registry"},
+                "base_image": {"type": "string", "description": "packages mode (required), or the Dockerfile's first FROM"},
+                "packages": {"type": "object", "properties": {"pip": {"type": "array", "items": {"type": "string"}}, "apt": {"type": "array", "items": {"type": "string"}}}},
+                "environment_id": {"type": "string", "description": "environment mode: the environment to save"},
+                "description": {"type": "string"}
+            }
+        },
+        "BuildStarted": {"type": "object", "properties": {"build_id": {"type": "string"}, "status": {"type": "string", "enum": ["building", "failed"]}}},
+        "Build": {
+            "type": "object",
+            "properties": {
+                "build_id": {"type": "string"}, "name": {"type": "string"}, "owner": {"type": "string"}, "mode": {"type": "string"},
+                "status": {"type": "string", "enum": ["building", "running", "succeeded", "failed"]}, "message": text, "log_tail": text,
+                "base_image": text, "description": text, "target": {"type": "string"}, "image_id": {"type": ["integer", "null"]},
+                "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
+            }
+        },
         "ImportAnswer": {
             "type": "object",
             "properties": {"state": {"type": "integer", "enum": [0, 1, 2], "description": "0 failed, 1 started, 2 already exists"},
@@ -383,7 +405,6 @@ pub fn document() -> Value {
     let created_console = console_envelope(
         json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}),
     );
-    let not_yet = |summary: &'static str| Op::new(summary, (200, json!({}))).errors(&[401, 501]);
     let body_limit = format!("Bodies are JSON objects of at most {MAX_BODY_BYTES} bytes.");
 
     let v1 = |op: Op| op.render(false);
@@ -399,7 +420,8 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256: sub, role user|admin, exp)"},
                 "harborWebhook": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "The auth_header configured on Harbor's webhook policy"},
-                "workerToken": {"type": "http", "scheme": "bearer", "description": "The worker_token variable"}
+                "workerToken": {"type": "http", "scheme": "bearer", "description": "The worker_token variable"},
+                "runnerToken": {"type": "http", "scheme": "bearer", "description": "The runner_token variable"}
             },
             "schemas": schemas()
         },
@@ -450,7 +472,20 @@ pub fn document() -> Value {
                     "pageNo": {"type": "integer"}, "pageSize": {"type": "integer"}}})))).params(console_list_params())),
                 "post": console(Op::new("Create an image (console)", (201, created_console.clone())).body(reference("ConsoleImageWrite")).errors(WRITE_ERRORS))
             },
-            "/api/images/build": {"post": console(not_yet("Build a custom image"))},
+            "/api/images/build": {"post": console(Op::new("Build a custom image (seed 002: the answer is bare, not enveloped)", (202, reference("BuildStarted")))
+                .body(reference("BuildRequest")).errors(&[400, 401, 409, 413, 415, 502, 503]))},
+            "/api/v1/images:build": {"post": v1(Op::new("Build a custom image", (202, v1_envelope(reference("BuildStarted"))))
+                .body(reference("BuildRequest")).errors(&[400, 401, 409, 413, 415, 502, 503])
+                .describe("Validated before anything is dispatched; the runner receives a job signed with HMAC-SHA256 (X-Berth-Signature) and Harbor's push of the target completes it."))},
+            "/api/v1/builds": {"get": v1(Op::new("The caller's builds, newest first", (200, v1_envelope(json!({"type": "object", "properties": {
+                "total": {"type": "integer"}, "builds": {"type": "array", "items": reference("Build")}}})))).errors(&[401]))},
+            "/api/v1/builds/{build_id}": {"get": v1(Op::new("One build (its owner's or an admin's)", (200, v1_envelope(reference("Build"))))
+                .params(vec![json!({"name": "build_id", "in": "path", "required": true, "schema": {"type": "string"}})]).errors(&[401, 404]))},
+            "/api/v1/builds/{build_id}/status": {"put": v1(Op::new("Runner status callback", (200, v1_envelope(json!({"type": "object"}))))
+                .params(vec![json!({"name": "build_id", "in": "path", "required": true, "schema": {"type": "string"}})])
+                .body(json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {
+                    "status": {"type": "string", "enum": ["running", "failed"]}, "message": {"type": "string"}, "log_tail": {"type": "string"}}}))
+                .errors(&[400, 401, 404, 413, 415]).security("runnerToken"))},
             "/api/images/{id}": {
                 "get": console(Op::new("Image detail (console)", (200, console_envelope(reference("ConsoleImage")))).params(vec![id_param()]).errors(&[400, 401, 404])),
                 "put": console(Op::new("Update an image (console)", (200, created_console)).params(vec![id_param()]).body(reference("ConsoleImageWrite")).errors(WRITE_ERRORS)),
