@@ -2,6 +2,7 @@
 
 mod bindings;
 mod build;
+mod demo;
 mod key_value;
 mod manifest;
 mod outbound_http;
@@ -124,10 +125,14 @@ fn run(cli: Cli) -> Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
+                let fallbacks = demo::start_if_unconfigured(&app, listen).await?;
+                let app_vars = variables::AppVariables::from_environment_with(&app, &fallbacks)?;
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
-                let server =
-                    tokio::task::spawn_blocking(move || server::Server::new(&app, &state_dir))
-                        .await??;
+                let server = tokio::task::spawn_blocking(move || {
+                    server::Server::with_variables(&app, &state_dir, app_vars)
+                })
+                .await??;
+
                 tokio::select! {
                     r = server.serve(listen) => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),

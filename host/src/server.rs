@@ -77,9 +77,17 @@ fn status(code: StatusCode) -> Response<WasiBody> {
 
 impl Server {
     /// Validates the app against the runtime, compiles every routed component and builds the router.
+    #[cfg(test)]
     pub fn new(app: &App, state_dir: &Path) -> Result<Arc<Server>> {
-        let app_vars = AppVariables::from_environment(app)?;
+        Server::with_variables(app, state_dir, AppVariables::from_environment(app)?)
+    }
 
+    /// [`Server::new`] with the application variables already resolved.
+    pub fn with_variables(
+        app: &App,
+        state_dir: &Path,
+        app_vars: AppVariables,
+    ) -> Result<Arc<Server>> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
         let databases = Arc::new(Databases::new(state_dir));

@@ -123,12 +123,33 @@ impl AppVariables {
 
     /// Resolves from the real environment plus the app's `.env` file.
     pub fn from_environment(app: &App) -> Result<AppVariables> {
+        AppVariables::from_environment_with(app, &BTreeMap::new())
+    }
+
+    /// [`from_environment`](Self::from_environment), with `fallbacks` (by variable name)
+    /// used where neither the environment nor `.env` sets a variable, before its default.
+    pub fn from_environment_with(
+        app: &App,
+        fallbacks: &BTreeMap<String, String>,
+    ) -> Result<AppVariables> {
         let dotenv = read_dotenv(&app.dir.join(".env"));
+        let by_env_name: HashMap<String, String> = fallbacks
+            .iter()
+            .map(|(k, v)| (env_var_name(k), v.clone()))
+            .collect();
         AppVariables::resolve(&app.variables, |name| {
             std::env::var(name)
                 .ok()
                 .or_else(|| dotenv.get(name).cloned())
+                .or_else(|| by_env_name.get(name).cloned())
         })
+    }
+
+    /// Whether the environment or `.env` sets variable `name`.
+    pub fn is_configured(app: &App, name: &str) -> bool {
+        let env_name = env_var_name(name);
+        std::env::var_os(&env_name).is_some()
+            || read_dotenv(&app.dir.join(".env")).contains_key(&env_name)
     }
 
     pub fn get(&self, name: &str) -> Result<&str, ResolveError> {
