@@ -715,3 +715,129 @@ fn bad_import_requests_get_clear_errors() {
         "nothing reached Harbor"
     );
 }
+
+#[test]
+fn admins_manage_source_registries_and_imports_use_their_credentials() {
+    let harbor = TestHarbor::start();
+    let app = app_with(&harbor, 0);
+    let secret = "dckr_pat_very-secret-value";
+    let body = json!({"name": "Docker Hub (team account)", "host": "docker.io", "username": "team", "password": secret});
+    assert_eq!(
+        app.as_user("alice")
+            .send("POST", "/api/v1/registries", Some(&body))
+            .status,
+        403
+    );
+    let r = app
+        .as_admin()
+        .send("POST", "/api/v1/registries", Some(&body));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let d = &r.body["data"];
+    assert_eq!(
+        (d["type"].as_str(), d["url"].as_str()),
+        (Some("docker-hub"), Some("https://hub.docker.com"))
+    );
+    assert_eq!(d["has_password"], true);
+    assert!(!r.text.contains(secret), "the password is never returned");
+    let harbor_id = d["harbor_registry_id"].as_i64().unwrap();
+    let listed = app.as_user("alice").get("/api/v1/registries");
+    assert_eq!(listed.body["data"]["total"], 1);
+    assert!(!listed.text.contains(secret));
+    let duplicate = app
+        .as_admin()
+        .send("POST", "/api/v1/registries", Some(&body));
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    for (bad, field) in [
+        (json!({"host": "not a host"}), "'host'"),
+        (json!({"host": "quay.io", "type": "ftp"}), "'type'"),
+        (json!({"host": "quay.io", "password": "x"}), "'username'"),
+        (json!({"host": "quay.io", "url": "ftp://quay.io"}), "'url'"),
+    ] {
+        let r = app
+            .as_admin()
+            .send("POST", "/api/v1/registries", Some(&bad));
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert!(
+            r.body["message"].as_str().unwrap().contains(field),
+            "{bad}: {}",
+            r.text
+        );
+    }
+
+    // Imports from docker.io now replicate through the credentialed endpoint.
+    let id = started_id(&import(
+        &app,
+        "alice",
+        json!({"source": "docker.io/team/private-model:1"}),
+    ));
+    let (_, details) = wait_for_end(&app, id, Duration::from_secs(30));
+    assert_eq!(details["status"], "ready", "{details}");
+    let state = harbor.state();
+    let registry = state
+        .registries
+        .iter()
+        .find(|r| r.id == harbor_id)
+        .expect("the endpoint exists in Harbor");
+    assert!(
+        registry.name.starts_with("berth-docker.io-"),
+        "a credentialed endpoint of its own: {}",
+        registry.name
+    );
+    let created = state
+        .requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/registries"))
+        .expect("registry created");
+    assert!(
+        created
+            .body
+            .as_ref()
+            .is_some_and(|b| b["credential"]["access_key"] == "team"),
+        "{:?}",
+        created.body
+    );
+
+    assert!(
+        state
+            .policies
+            .iter()
+            .all(|p| p.src_registry_id == harbor_id),
+        "{:?}",
+        state.policies
+    );
+
+    // Rotating the password makes a new endpoint; deleting the registry forgets it.
+    let rotated = app.as_admin().send(
+        "PUT",
+        &format!("/api/v1/registries/{}", d["id"]),
+        Some(&json!({"password": "new-secret"})),
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    assert_ne!(
+        rotated.body["data"]["harbor_registry_id"].as_i64().unwrap(),
+        harbor_id
+    );
+    assert_eq!(
+        app.as_admin()
+            .send("DELETE", &format!("/api/v1/registries/{}", d["id"]), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        app.as_user("alice").get("/api/v1/registries").body["data"]["total"],
+        0
+    );
+
+    // No secret reached the logs.
+    let logs = app.output();
+    for s in [
+        secret,
+        "new-secret",
+        berth_tests::harbor::PASSWORD,
+        WEBHOOK_SECRET,
+        WORKER_TOKEN,
+        berth_tests::JWT_SECRET,
+    ] {
+        assert!(!logs.contains(s), "a secret is in the host's output");
+    }
+}

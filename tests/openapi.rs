@@ -65,7 +65,10 @@ fn every_documented_operation_answers_with_a_documented_status() {
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let concrete = path.replace("{id}", "999999").replace("{name}", "bmdpbng").replace("{build_id}", "build-none");
+            let concrete = path
+                .replace("{id}", "999999")
+                .replace("{name}", "bmdpbng")
+                .replace("{build_id}", "build-none");
             let method = method.to_uppercase();
             let r = if op.get("requestBody").is_some() {
                 admin.raw(

@@ -742,21 +742,6 @@ fn claim(
     })
 }
 
-/// Source registry credentials an admin stored for this host, if any.
-fn source_registry(db: &dyn Db, source: &ImageRef) -> Result<SourceRegistry, DbError> {
-    let base = SourceRegistry::for_image(source);
-    let rows = db.query(
-        "SELECT username, password FROM registries WHERE host = ?",
-        &[source.registry.clone().into()],
-    )?;
-    Ok(match rows.first() {
-        Some(r) if !r.str("username").is_empty() => {
-            base.with_credential(r.str("username"), r.str("password"))
-        }
-        _ => base,
-    })
-}
-
 /// Drives Harbor for a claimed attempt: registry, policy, execution.
 async fn run_import<S: HttpSender>(
     ctx: &Context<'_>,
@@ -767,10 +752,16 @@ async fn run_import<S: HttpSender>(
     import_id: i64,
 ) -> Result<Response, ApiError> {
     let client = settings.client(&sender);
-    let registry = source_registry(ctx.db, source)?;
+    // An admin-managed registry (with its credentials) for the source's host, else an
+    // anonymous endpoint.
+    let managed = crate::registries::harbor_registry_for(ctx.db, &source.registry)?;
+    let registry = SourceRegistry::for_image(source);
     let steps = async {
         ensure_project_and_webhooks(&client, settings).await?;
-        let registry_id = client.ensure_registry(&registry).await?;
+        let registry_id = match managed {
+            Some(id) => id,
+            None => client.ensure_registry(&registry).await?,
+        };
         let policy = PolicySpec::new(
             policy_name(source),
             registry_id,
@@ -1253,6 +1244,13 @@ pub async fn handle_importer<S: HttpSender>(
                 .as_slice(),
         ) {
             ("POST", ["api", "v1", "images:import"]) => start(req, ctx, &caller, sender).await,
+            (_, ["api", "v1", "registries"]) => {
+                crate::registries::handle(req, ctx, &caller, None, sender).await
+            }
+            (_, ["api", "v1", "registries", id]) => {
+                crate::registries::handle(req, ctx, &caller, Some(id), sender).await
+            }
+
             ("POST", ["api", "v1", "images:build"]) => {
                 crate::builds::start(req, ctx, &caller, sender, crate::builds::BuildApi::V1).await
             }

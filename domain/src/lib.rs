@@ -19,6 +19,7 @@ pub mod model;
 pub mod openapi;
 pub mod outbound;
 pub mod query;
+pub mod registries;
 pub mod store;
 pub mod time;
 pub mod views;

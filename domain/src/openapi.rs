@@ -355,6 +355,18 @@ fn schemas() -> Value {
                 "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}
             }
         },
+        "SourceRegistry": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "host": {"type": "string"}, "type": {"type": "string"},
+                           "url": {"type": "string"}, "username": text, "has_password": {"type": "boolean"},
+                           "harbor_registry_id": {"type": ["integer", "null"]}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}
+        },
+        "SourceRegistryWrite": {
+            "type": "object", "additionalProperties": false,
+            "properties": {"name": {"type": "string"}, "host": {"type": "string", "description": "e.g. docker.io, nvcr.io, registry.example.com:5000"},
+                           "type": {"type": "string", "enum": ["docker-hub", "docker-registry", "harbor", "quay", "github-ghcr", "google-gcr", "aws-ecr", "azure-acr", "gitlab", "jfrog-artifactory"]},
+                           "url": {"type": "string"}, "username": {"type": "string"}, "password": {"type": "string", "writeOnly": true}}
+        },
         "ImportAnswer": {
             "type": "object",
             "properties": {"state": {"type": "integer", "enum": [0, 1, 2], "description": "0 failed, 1 started, 2 already exists"},
@@ -466,6 +478,21 @@ pub fn document() -> Value {
                 .errors(&[400, 401, 503])
                 .security("harborWebhook")
                 .describe("Idempotent: duplicates and late events change nothing; completion is decided from the execution's own status."))},
+            "/api/v1/registries": {
+                "get": v1(Op::new("Source registries (never their passwords)", (200, v1_envelope(json!({"type": "object", "properties": {
+                    "total": {"type": "integer"}, "items": {"type": "array", "items": reference("SourceRegistry")}}})))).errors(&[401])),
+                "post": v1(Op::new("Add a source registry (admin)", (201, v1_envelope(reference("SourceRegistry")))).body(reference("SourceRegistryWrite"))
+                    .errors(&[400, 401, 403, 409, 413, 415, 502, 503])
+                    .describe("Creates the Harbor registry endpoint imports from this host use, with these credentials."))
+            },
+            "/api/v1/registries/{id}": {
+                "get": v1(Op::new("One source registry", (200, v1_envelope(reference("SourceRegistry")))).params(vec![id_param()]).errors(&[400, 401, 404])),
+                "put": v1(Op::new("Change a source registry's credentials or endpoint (admin)", (200, v1_envelope(reference("SourceRegistry"))))
+                    .params(vec![id_param()]).body(reference("SourceRegistryWrite")).errors(&[400, 401, 403, 404, 409, 413, 415, 502, 503])),
+                "patch": v1(Op::new("Change a source registry (admin)", (200, v1_envelope(reference("SourceRegistry"))))
+                    .params(vec![id_param()]).body(reference("SourceRegistryWrite")).errors(&[400, 401, 403, 404, 409, 413, 415, 502, 503])),
+                "delete": v1(Op::new("Remove a source registry (admin)", (200, v1_envelope(json!({"type": "object"})))).params(vec![id_param()]).errors(&[400, 401, 403, 404]))
+            },
             "/api/images": {
                 "get": console(Op::new("List images (console)", (200, console_envelope(json!({"type": "object", "properties": {
                     "list": {"type": "array", "items": reference("ConsoleImage")}, "total": {"type": "integer"},

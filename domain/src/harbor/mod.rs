@@ -381,7 +381,13 @@ impl<S: HttpSender> HarborClient<S> {
     /// are not updated.
     pub async fn ensure_registry(&self, source: &SourceRegistry) -> Result<i64, HarborError> {
         let existing = self.registries(&source.kind).await?;
-        let candidates: Vec<&Registry> = existing.iter().filter(|r| source.matches(r)).collect();
+        // A source with credentials is its own registry (its name says which), since Harbor
+        // masks secrets and another entry for the same URL may hold other credentials.
+        let candidates: Vec<&Registry> = existing
+            .iter()
+            .filter(|r| source.matches(r) && (source.credential.is_none() || r.name == source.name))
+            .collect();
+
         if let Some(r) = candidates
             .iter()
             .find(|r| source.same_access_key(r))
