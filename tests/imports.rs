@@ -283,7 +283,16 @@ fn an_execution_that_reads_failed_briefly_is_not_taken_for_a_failure() {
         flap_failed_before_succeed: Some(true),
         ..Default::default()
     });
-    let app = app_with(&harbor, 0);
+    // Harbor reads Failed for about one step (400 ms); berth waits 5 s before believing it.
+    let app = TestApp::spawn_with(AppOptions {
+        harbor: Some(harbor.variables()),
+        variables: vec![
+            ("import_failure_confirm_seconds".into(), "5".into()),
+            ("import_reconcile_after_seconds".into(), "0".into()),
+        ],
+        ..Default::default()
+    });
+
     let id = started_id(&import(
         &app,
         "alice",

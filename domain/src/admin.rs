@@ -520,9 +520,7 @@ struct Writer<'a> {
 impl Writer<'_> {
     /// The image, if the caller may see it (404 otherwise) and change it (403 otherwise).
     fn modifiable(&self, id: i64) -> Result<Image, ApiError> {
-        let image = store::get(self.ctx.db, id)?
-            .filter(|i| store::can_see(self.caller, i))
-            .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))?;
+        let image = crate::catalog::visible_image(id, self.ctx, self.caller)?;
         if self.caller.is_admin() {
             return Ok(image);
         }

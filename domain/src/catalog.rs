@@ -124,7 +124,7 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
 }
 
 /// A visible image, or 404 (an invisible image is not revealed to exist).
-fn visible_image(
+pub fn visible_image(
     id: i64,
     ctx: &Context<'_>,
     caller: &Caller,

@@ -631,8 +631,19 @@ pub async fn start<S: HttpSender>(
         )));
     }
     crate::migrations::ensure(ctx.db)?;
-    let claim = claim(ctx, &settings, &source, caller)?;
-    match claim {
+    claim_and_run(ctx, &settings, sender, &source, caller).await
+}
+
+/// Claims the import of `source` and, when this request owns a new attempt, runs it;
+/// otherwise answers with what is already there.
+async fn claim_and_run<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    sender: S,
+    source: &ImageRef,
+    caller: &Caller,
+) -> Result<Response, ApiError> {
+    match claim(ctx, settings, source, caller)? {
         Claim::Ready(id) => Ok(import_answer(200, 2, "Image already exists", id, Some(id))),
         Claim::InProgress(id) => Ok(import_answer(
             200,
@@ -644,7 +655,7 @@ pub async fn start<S: HttpSender>(
         Claim::Start {
             image_id,
             import_id,
-        } => run_import(ctx, &settings, sender, &source, image_id, import_id).await,
+        } => run_import(ctx, settings, sender, source, image_id, import_id).await,
     }
 }
 
@@ -845,9 +856,7 @@ pub async fn retry<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure(ctx.db)?;
-    let image = store::get(ctx.db, id)?
-        .filter(|i| store::can_see(caller, i))
-        .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))?;
+    let image = crate::catalog::visible_image(id, ctx, caller)?;
     if !caller.is_admin() && image.owner.as_deref() != Some(caller.name.as_str()) {
         return Err(ApiError::forbidden(
             "only the image's owner or an admin can retry its import",
@@ -864,20 +873,7 @@ pub async fn retry<S: HttpSender>(
     let source =
         ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
     let settings = HarborSettings::from_context(ctx)?;
-    match claim(ctx, &settings, &source, caller)? {
-        Claim::Start {
-            image_id,
-            import_id,
-        } => run_import(ctx, &settings, sender, &source, image_id, import_id).await,
-        Claim::InProgress(id) => Ok(import_answer(
-            200,
-            1,
-            "Image import already in progress",
-            0,
-            Some(id),
-        )),
-        Claim::Ready(id) => Ok(import_answer(200, 2, "Image already exists", id, Some(id))),
-    }
+    claim_and_run(ctx, &settings, sender, &source, caller).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -889,10 +885,9 @@ pub async fn importing_details<S: HttpSender>(
     caller: &Caller,
     sender: S,
 ) -> Result<Response, ApiError> {
-    let image = store::get(ctx.db, id)?
-        .filter(|i| store::can_see(caller, i))
-        .ok_or_else(|| ApiError::not_found(format!("image {id} not found")))?;
+    let image = crate::catalog::visible_image(id, ctx, caller)?;
     let mut row = latest_import(ctx.db, id)?;
+
     if let Some(r) = &row {
         let quiet = r
             .last_event_at

@@ -253,7 +253,7 @@ async fn sync_to_harbor<S: HttpSender>(
     let settings = HarborSettings::from_context(ctx)?;
     let harbor_id = settings
         .client(&sender)
-        .ensure_registry(&stored.source())
+        .ensure_named_registry(&stored.source())
         .await
         .map_err(|e| {
             ApiError::new(

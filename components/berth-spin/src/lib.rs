@@ -287,3 +287,20 @@ impl HttpSender for SpinHttp {
         })
     }
 }
+
+/// Defines a component's HTTP entry point that runs `$handler` (an async domain handler
+/// taking the request, its context and an HTTP sender) on this request's database.
+#[macro_export]
+macro_rules! serve_with {
+    ($handler:path) => {
+        #[spin_sdk::http_component]
+        async fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+            let req = $crate::to_domain(req);
+            let res = match $crate::open_db_for(&req) {
+                Ok(db) => $handler(&req, &$crate::context(db.as_ref()), $crate::SpinHttp).await,
+                Err(res) => res,
+            };
+            $crate::from_domain(res)
+        }
+    };
+}

@@ -381,13 +381,27 @@ impl<S: HttpSender> HarborClient<S> {
     /// are not updated.
     pub async fn ensure_registry(&self, source: &SourceRegistry) -> Result<i64, HarborError> {
         let existing = self.registries(&source.kind).await?;
-        // A source with credentials is its own registry (its name says which), since Harbor
-        // masks secrets and another entry for the same URL may hold other credentials.
+        let candidates: Vec<&Registry> = existing.iter().filter(|r| source.matches(r)).collect();
+        self.reuse_or_create_registry(source, &candidates).await
+    }
+
+    /// The id of the registry endpoint named exactly `source.name` (same type and URL),
+    /// created when missing. For credentials berth manages: Harbor masks secrets, so a
+    /// rotated secret gets an endpoint of its own (a new name) instead of an old one.
+    pub async fn ensure_named_registry(&self, source: &SourceRegistry) -> Result<i64, HarborError> {
+        let existing = self.registries(&source.kind).await?;
         let candidates: Vec<&Registry> = existing
             .iter()
-            .filter(|r| source.matches(r) && (source.credential.is_none() || r.name == source.name))
+            .filter(|r| source.matches(r) && r.name == source.name)
             .collect();
+        self.reuse_or_create_registry(source, &candidates).await
+    }
 
+    async fn reuse_or_create_registry(
+        &self,
+        source: &SourceRegistry,
+        candidates: &[&Registry],
+    ) -> Result<i64, HarborError> {
         if let Some(r) = candidates
             .iter()
             .find(|r| source.same_access_key(r))
