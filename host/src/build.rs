@@ -11,6 +11,14 @@ use crate::manifest;
 /// streaming their output, and stops at the first failure.
 pub fn run(manifest_path: &Path) -> Result<()> {
     let app = manifest::parse_file(manifest_path)?;
+    let targets_wasi = app
+        .components
+        .values()
+        .filter_map(|c| c.build.as_ref())
+        .any(|b| b.command.contains("wasm32-wasip2"));
+    if targets_wasi {
+        ensure_wasi_target(&app.dir);
+    }
     let mut built = 0;
     for (id, component) in &app.components {
         let Some(build) = &component.build else {
@@ -44,4 +52,31 @@ pub fn run(manifest_path: &Path) -> Result<()> {
     }
     println!("Finished building {built} component(s)");
     Ok(())
+}
+
+/// A toolchain that rustup installed before `rust-toolchain.toml` asked for
+/// `wasm32-wasip2` lacks that target: add it, as `rustup toolchain install` would.
+fn ensure_wasi_target(dir: &Path) {
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .current_dir(dir)
+        .output();
+    let installed = libdir
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_dir())
+        .unwrap_or(false);
+    if installed {
+        return;
+    }
+    println!("Adding the wasm32-wasip2 target with rustup");
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(dir)
+        .status();
+    if !added.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "warning: could not add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2`"
+        );
+    }
 }
