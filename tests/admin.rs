@@ -675,7 +675,7 @@ fn deleting_the_base_of_a_running_build_is_refused() {
             conn.execute(
                 "INSERT INTO builds (id, owner, name, mode, base_image, base_image_id, status, created_at, updated_at, deadline_at) \
                  VALUES ('build-1', 'alice', 'mine:1', 'dockerfile', 'ubuntu20-pytorch:2.0', 1, 'running', 'now', 'now', 'later')",
-                [],
+                &[],
             )
             .unwrap();
         })),

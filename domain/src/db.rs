@@ -148,14 +148,22 @@ impl Dialect {
         }
     }
 
-    /// The statement that starts a write transaction which takes the write lock at once.
-    pub fn begin_write(self) -> &'static str {
+    /// The statements that start a write transaction which takes the write lock at once.
+    ///
+    /// SQLite has one writer per file (`BEGIN IMMEDIATE`). PostgreSQL lets transactions
+    /// interleave, which would let two replicas both see "no import yet" and both start one;
+    /// a transaction-scoped advisory lock gives write transactions SQLite's semantics across
+    /// every replica. Single-statement writes outside a transaction are not serialized.
+    pub fn begin_write(self) -> &'static [&'static str] {
         match self {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
+            Dialect::Sqlite => &["BEGIN IMMEDIATE"],
+            Dialect::Postgres => &["BEGIN", PG_WRITE_LOCK_SQL],
         }
     }
 }
+
+/// Takes berth's write lock (advisory lock key "berthw") until the transaction ends.
+const PG_WRITE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(108187851450487)";
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE ... ESCAPE '\'` pattern.
 pub fn like_contains(text: &str) -> String {
@@ -223,7 +231,11 @@ impl DbError {
         let lower = m.to_ascii_lowercase();
         if lower.contains("unique constraint") || lower.contains("duplicate key") {
             DbError::Conflict(m)
-        } else if lower.contains("database is locked") || lower.contains("busy") {
+        } else if lower.contains("database is locked")
+            || lower.contains("busy")
+            || lower.contains("deadlock detected")
+            || lower.contains("could not serialize access")
+        {
             DbError::Busy(m)
         } else {
             DbError::Other(m)
@@ -248,7 +260,14 @@ pub fn with_write_tx<T, E: From<DbError>>(
     db: &dyn Db,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    db.execute(db.dialect().begin_write(), &[])?;
+    let mut begin = db.dialect().begin_write().iter();
+    db.execute(begin.next().expect("a BEGIN statement"), &[])?;
+    for statement in begin {
+        if let Err(e) = db.execute(statement, &[]) {
+            let _ = db.execute("ROLLBACK", &[]);
+            return Err(e.into());
+        }
+    }
     match body() {
         Ok(v) => {
             db.execute("COMMIT", &[])?;
@@ -338,6 +357,21 @@ mod tests {
     }
 
     #[test]
+    fn write_transactions_take_the_write_lock_first() {
+        assert_eq!(Dialect::Sqlite.begin_write(), ["BEGIN IMMEDIATE"]);
+        let pg = Dialect::Postgres.begin_write();
+        assert_eq!(pg[0], "BEGIN");
+        // "berthw": distinct from the migration lock ("berth\0").
+        assert_eq!(
+            pg[1],
+            format!(
+                "SELECT pg_advisory_xact_lock({})",
+                i64::from_be_bytes(*b"\0\0berthw")
+            )
+        );
+    }
+
+    #[test]
     fn like_patterns_escape_metacharacters() {
         assert_eq!(like_contains("50%_a\\b"), "%50\\%\\_a\\\\b%");
     }
@@ -354,6 +388,10 @@ mod tests {
         ));
         assert!(matches!(
             DbError::from_message("database is locked"),
+            DbError::Busy(_)
+        ));
+        assert!(matches!(
+            DbError::from_message("db error: ERROR: deadlock detected"),
             DbError::Busy(_)
         ));
     }

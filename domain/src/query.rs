@@ -61,6 +61,11 @@ impl SortKey {
         }
     }
 
+    /// Whether the column may be NULL (where SQLite and PostgreSQL sort NULLs differently).
+    pub fn nullable(self) -> bool {
+        matches!(self, SortKey::Category | SortKey::Framework)
+    }
+
     fn allowed() -> String {
         let names: Vec<&str> = SortKey::NAMES.iter().map(|(n, _)| *n).collect();
         names.join(", ")

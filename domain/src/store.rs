@@ -105,7 +105,18 @@ fn filtered(db: &dyn Db, f: &Filters, caller: &Caller) -> Where {
 
 fn order_by(q: &ListQuery) -> String {
     let dir = if q.sort.descending { "DESC" } else { "ASC" };
-    format!(" ORDER BY {col} {dir}, id {dir}", col = q.sort.key.column())
+    // NULLs sort as SQLite sorts them, first ascending and last descending, on both stores
+    // (PostgreSQL's default is the opposite). Only nullable columns say so, so that
+    // PostgreSQL can still read the others in index order.
+    let nulls = match (q.sort.key.nullable(), q.sort.descending) {
+        (false, _) => "",
+        (true, false) => " NULLS FIRST",
+        (true, true) => " NULLS LAST",
+    };
+    format!(
+        " ORDER BY {col} {dir}{nulls}, id {dir}",
+        col = q.sort.key.column()
+    )
 }
 
 fn images(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Image>, DbError> {
@@ -220,7 +231,7 @@ pub fn versions(db: &dyn Db, image: &Image, caller: &Caller) -> Result<Vec<Image
 pub fn platforms(db: &dyn Db, image_id: i64) -> Result<Vec<Platform>, DbError> {
     let rows = db.query(
         "SELECT digest, architecture, os, variant, size FROM image_platforms \
-         WHERE image_id = ? ORDER BY architecture, variant",
+         WHERE image_id = ? ORDER BY architecture, variant NULLS FIRST",
         &[image_id.into()],
     )?;
     Ok(rows

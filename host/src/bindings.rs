@@ -1,7 +1,12 @@
 //! Host bindings for the Spin interfaces berth implements, generated from the WIT in `/wit`.
 
 wasmtime::component::bindgen!({
-    path: ["../wit/spin@2.0.0", "../wit/spin-sqlite@3.0.0"],
+    path: [
+        "../wit/spin@2.0.0",
+        "../wit/spin-sqlite@3.0.0",
+        "../wit/spin-postgres@3.0.0",
+        "../wit/spin-postgres@4.0.0",
+    ],
     inline: "
         package berth:host;
 
@@ -10,6 +15,8 @@ wasmtime::component::bindgen!({
             import fermyon:spin/key-value@2.0.0;
             import fermyon:spin/variables@2.0.0;
             import spin:sqlite/sqlite@3.0.0;
+            import spin:postgres/postgres@3.0.0;
+            import spin:postgres/postgres@4.0.0;
         }
     ",
     with: {
@@ -17,7 +24,14 @@ wasmtime::component::bindgen!({
         "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
         "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
         "fermyon:spin/key-value.store": crate::key_value::Store,
+        // Both PostgreSQL interface versions share one connection type and one pool.
+        "spin:postgres/postgres@3.0.0.connection": crate::postgres::Connection,
+        "spin:postgres/postgres@4.0.0.connection": crate::postgres::Connection,
     },
     // Resource-table lookups can fail; such failures trap instead of reaching the guest.
-    imports: { default: trappable },
+    // PostgreSQL is network I/O: async host functions.
+    imports: {
+        "spin:postgres/postgres": async | trappable,
+        default: trappable,
+    },
 });

@@ -7,6 +7,7 @@ mod key_value;
 mod manifest;
 mod outbound_http;
 mod routes;
+mod postgres;
 mod runtime;
 mod server;
 mod sqlite;

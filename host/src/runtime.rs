@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings;
 use crate::key_value::KeyValueState;
 use crate::outbound_http::OutboundHttp;
+use crate::postgres::PostgresState;
 use crate::sqlite::SqliteState;
 use crate::variables::VariablesState;
 
@@ -23,6 +24,7 @@ pub struct InstanceState {
     pub http: WasiHttpCtx,
     pub hooks: OutboundHttp,
     pub sqlite: SqliteState,
+    pub postgres: PostgresState,
     pub key_value: KeyValueState,
     pub variables: VariablesState,
 }
@@ -99,7 +101,7 @@ pub fn engine() -> Result<Engine> {
 }
 
 /// Adds every interface berth implements: WASI 0.2.x (the linker resolves 0.2.0..0.2.6
-/// imports by semver), wasi:http, and Spin's SQLite, key-value and variables APIs.
+/// imports by semver), wasi:http, and Spin's SQLite, PostgreSQL, key-value and variables APIs.
 pub fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -110,6 +112,14 @@ pub fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     bindings::spin::sqlite::sqlite::add_to_linker::<_, HasSelf<SqliteState>>(&mut linker, |s| {
         &mut s.sqlite
     })?;
+    bindings::spin::postgres3_0_0::postgres::add_to_linker::<_, HasSelf<PostgresState>>(
+        &mut linker,
+        |s| &mut s.postgres,
+    )?;
+    bindings::spin::postgres4_0_0::postgres::add_to_linker::<_, HasSelf<PostgresState>>(
+        &mut linker,
+        |s| &mut s.postgres,
+    )?;
     bindings::fermyon::spin::key_value::add_to_linker::<_, HasSelf<KeyValueState>>(
         &mut linker,
         |s| &mut s.key_value,

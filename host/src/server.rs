@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView
 use crate::key_value::{KeyValueState, Stores};
 use crate::manifest::App;
 use crate::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
+use crate::postgres::{Pools as PgPools, PostgresState};
 use crate::routes::{RouteMatch, Router};
 use crate::runtime::{self, InstanceState};
 use crate::sqlite::{Databases, SqliteState};
@@ -52,6 +53,7 @@ pub struct Server {
     components: HashMap<String, Arc<ComponentRuntime>>,
     databases: Arc<Databases>,
     stores: Arc<Stores>,
+    pg_pools: Arc<PgPools>,
     app_name: String,
     app_version: String,
     local_addr: OnceLock<SocketAddr>,
@@ -193,6 +195,7 @@ impl Server {
             components,
             databases,
             stores,
+            pg_pools: Arc::new(PgPools::default()),
             app_name: app.name.clone(),
             app_version: app.version.clone(),
             local_addr: OnceLock::new(),
@@ -421,6 +424,11 @@ impl Server {
             },
         };
         Store::new(&self.engine, state)
+            postgres: PostgresState::new(
+                component.id.clone(),
+                component.allowed_hosts.clone(),
+                self.pg_pools.clone(),
+            ),
     }
 
     /// Runs the guest's `wasi:http/incoming-handler` in a fresh instance (as Spin's
@@ -497,6 +505,8 @@ fn link(
     linker: &Linker<InstanceState>,
     engine: &Engine,
     component: &Component,
+    "spin:postgres/postgres@3.0.0",
+    "spin:postgres/postgres@4.0.0",
     id: &str,
 ) -> Result<ProxyPre<InstanceState>> {
     let mut linker = linker.clone();
@@ -506,8 +516,8 @@ fn link(
             Ok(pre) => break pre,
             Err(e) => anyhow::Error::from(e),
         };
-        // An import of an interface berth does not implement at all (e.g. spin:postgres,
-        // which berth's components link but only call when `store = "postgres"`) would make
+        // An import of an interface berth does not implement at all (e.g. spin:mysql or
+        // spin:redis, which a component may link but only call on some paths) would make
         // the whole component unusable; define it with trapping functions instead, so only
         // an actual call fails. A mismatch on an implemented interface stays an error.
         let missing = missing_import(&err).filter(|name| {
@@ -740,7 +750,7 @@ mod tests {
     /// A component whose handler executes `unreachable`, plus an import of an interface
     /// berth does not implement.
     const TRAP_WAT: &str = r#"(component
-      (import "spin:postgres/postgres@4.0.0" (instance $pg (export "ping" (func (result u32)))))
+      (import "spin:mysql/mysql@3.0.0" (instance $my (export "ping" (func (result u32)))))
       (import "wasi:http/types@0.2.0" (instance $types
         (export "incoming-request" (type (sub resource)))
         (export "response-outparam" (type (sub resource)))))

@@ -1,7 +1,7 @@
-//! Catalog fixtures written straight into a state dir's database before the host starts.
+//! Catalog fixtures written straight into the app's database (SQLite or PostgreSQL) before
+//! the host starts, with the components' own migrations and SQL.
 
 use berth_domain::db::Db;
-use berth_domain::db::native::SqliteDb;
 use berth_domain::migrations;
 
 /// A custom image row; unset fields take the schema defaults.
@@ -44,9 +44,8 @@ impl Default for ImageRow {
 }
 
 /// Applies the migrations (which seed the four official images) and inserts `rows`.
-pub fn insert(conn: &rusqlite::Connection, rows: &[ImageRow]) {
-    let db = SqliteDb(rusqlite::Connection::open(conn.path().unwrap()).unwrap());
-    migrations::ensure(&db).unwrap();
+pub fn insert(db: &dyn Db, rows: &[ImageRow]) {
+    migrations::ensure(db).unwrap();
     for r in rows {
         let frameworks = serde_json::to_string(&r.framework.iter().collect::<Vec<_>>()).unwrap();
         let scopes = serde_json::to_string(r.scopes).unwrap();

@@ -1,6 +1,9 @@
 //! `TestApp`: the berth host serving the built components on a random port, with a fresh
 //! state dir; helpers to call it as an anonymous user, a user or an admin.
 //!
+//! The store: SQLite in the state dir, or with `BERTH_TEST_STORE=postgres` a fresh database
+//! on a throwaway PostgreSQL cluster (`postgres.rs`, one cluster per test binary).
+//!
 //! Needs `target/release/berth` and the components (`scripts/test.sh` builds both), or
 //! `BERTH_BIN` pointing at a host binary.
 
@@ -11,10 +14,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use berth_domain::auth::{Claims, Role, issue_token};
+use berth_domain::db::Db;
 use serde_json::Value;
 
 pub mod fixtures;
 pub mod harbor;
+pub mod postgres;
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
@@ -49,6 +54,8 @@ fn host_binary() -> PathBuf {
 pub struct TestApp {
     pub base_url: String,
     pub state_dir: tempfile::TempDir,
+    /// The PostgreSQL database the app runs on, when it does.
+    pub database: Option<postgres::TestDatabase>,
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
 }
@@ -76,8 +83,8 @@ impl Reply {
 pub struct AppOptions {
     /// Extra `SPIN_VARIABLE_*` values, by variable name.
     pub variables: Vec<(String, String)>,
-    /// Prepares the state dir's database before the host starts.
-    pub prepare_db: Option<Box<dyn FnOnce(&rusqlite::Connection)>>,
+    /// Prepares the app's database (SQLite or PostgreSQL) before the host starts.
+    pub prepare_db: Option<Box<dyn FnOnce(&dyn Db)>>,
     /// Points berth at a Harbor (`TestHarbor::variables`) whose webhooks reach the app.
     /// Without one, berth's Harbor is a closed port.
     pub harbor: Option<Vec<(String, String)>>,
@@ -88,11 +95,27 @@ impl TestApp {
         TestApp::spawn_with(AppOptions::default())
     }
 
-    pub fn spawn_with(opts: AppOptions) -> TestApp {
+    pub fn spawn_with(mut opts: AppOptions) -> TestApp {
         let state_dir = tempfile::tempdir().expect("temp dir");
+        // Options that choose a store themselves (e.g. replicas sharing one database) win.
+        let database = if opts.variables.iter().any(|(k, _)| k == "store") {
+            None
+        } else if test_store() == "postgres" {
+            let db = postgres::fresh_database();
+            opts.variables.extend(db.variables());
+            Some(db)
+        } else {
+            None
+        };
         if let Some(prepare) = opts.prepare_db {
-            let conn = rusqlite::Connection::open(state_dir.path().join("sqlite_db.db")).unwrap();
-            prepare(&conn);
+            match &database {
+                Some(db) => prepare(&db.connect()),
+                None => {
+                    let conn =
+                        rusqlite::Connection::open(state_dir.path().join("sqlite_db.db")).unwrap();
+                    prepare(&berth_domain::db::native::SqliteDb(conn));
+                }
+            }
         }
         let port = free_port();
         let mut cmd = Command::new(host_binary());
@@ -148,6 +171,7 @@ impl TestApp {
         TestApp {
             base_url,
             state_dir,
+            database,
             child,
             output,
         }
@@ -311,6 +335,16 @@ impl Caller<'_> {
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         self.app
             .raw(method, path, self.token.as_deref(), headers, body)
+    }
+}
+
+/// The store the end-to-end tests run on: `BERTH_TEST_STORE` (`sqlite`, the default, or
+/// `postgres`).
+pub fn test_store() -> String {
+    match std::env::var("BERTH_TEST_STORE").as_deref() {
+        Ok("postgres") => "postgres".into(),
+        Ok("sqlite") | Ok("") | Err(_) => "sqlite".into(),
+        Ok(other) => panic!("BERTH_TEST_STORE={other}: expected sqlite or postgres"),
     }
 }
 
