@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod fixtures;
 pub mod harbor;
 pub mod postgres;
+pub mod proxy;
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
