@@ -1135,3 +1135,187 @@ impl v3::HostConnection for PostgresState {
         self.close(conn)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Variable;
+    use crate::variables::AppVariables;
+    use std::collections::BTreeMap;
+
+    fn state(entries: &[&str]) -> PostgresState {
+        let vars: BTreeMap<String, Variable> = [("db_host", "127.0.0.1"), ("db_port", "55432")]
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Variable {
+                        default: Some(v.to_string()),
+                        required: false,
+                        secret: false,
+                    },
+                )
+            })
+            .collect();
+        let vars = AppVariables::resolve(&vars, |_| None).unwrap();
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        let allowed = AllowedHosts::parse(&entries, &vars, &[]).unwrap();
+        PostgresState::new("c".into(), Arc::new(allowed), Arc::default())
+    }
+
+    fn refusal(entries: &[&str], address: &str) -> Option<String> {
+        match state(entries).ensure_allowed(address) {
+            Ok(()) => None,
+            Err(v4::Error::ConnectionFailed(m)) | Err(v4::Error::Other(m)) => Some(m),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+
+    const ADDR: &str = "postgres://postgres@127.0.0.1:55432/db?sslmode=disable";
+
+    /// SPIN-FACTS: the entries that allow a database at 127.0.0.1:55432, and those that don't.
+    #[test]
+    fn permissions_match_spin() {
+        for ok in [
+            &["postgres://127.0.0.1:55432"][..],
+            &["postgres://{{ db_host }}:{{ db_port }}"],
+            &["postgres://127.0.0.1:*"],
+            &["postgres://*:*"],
+        ] {
+            assert_eq!(refusal(ok, ADDR), None, "{ok:?}");
+        }
+        for denied in [
+            &[][..],
+            &["postgres://127.0.0.1"],
+            &["postgres://127.0.0.1:5432"],
+            &["tcp://127.0.0.1:55432"],
+            &["postgres://localhost:55432"],
+        ] {
+            assert_eq!(
+                refusal(denied, ADDR).as_deref(),
+                Some("address postgres://127.0.0.1:55432 is not permitted"),
+                "{denied:?}"
+            );
+        }
+        // Without a port the connection goes to 5432, which `postgres://host` allows.
+        assert_eq!(
+            refusal(&["postgres://127.0.0.1"], "postgres://u@127.0.0.1/db"),
+            None
+        );
+        // An undefined variable fails the call, not start-up.
+        let e = refusal(&["postgres://{{ nope }}:1"], ADDR).unwrap();
+        assert!(e.contains("invalid variable name: nope"), "{e}");
+    }
+
+    #[test]
+    fn every_connection_string_form_is_checked() {
+        let allowed = &["postgres://127.0.0.1:55432"][..];
+        for ok in [
+            "postgresql://u:p@127.0.0.1:55432/db",
+            "host=127.0.0.1 port=55432 user=u password=p dbname=db sslmode=disable",
+        ] {
+            assert_eq!(refusal(allowed, ok), None, "{ok}");
+        }
+        assert_eq!(
+            refusal(allowed, "host=10.1.2.3 port=55432 user=u").as_deref(),
+            Some("address postgres://10.1.2.3:55432 is not permitted")
+        );
+        // Every host of a multi-host string must be allowed.
+        assert!(refusal(allowed, "host=127.0.0.1,10.1.2.3 port=55432 user=u").is_some());
+        let unix = refusal(&["postgres://*:*"], "host=/var/run/postgresql user=u").unwrap();
+        assert!(unix.contains("Unix sockets"), "{unix}");
+        assert!(refusal(&["postgres://*:*"], "postgres://[bad").is_some());
+    }
+
+    #[test]
+    fn parameters_convert_like_spin() {
+        use v4::ParameterValue as P;
+        let ok = [
+            P::Int64(1),
+            P::Str("x".into()),
+            P::Date((2026, 2, 28)),
+            P::Datetime((2026, 1, 20, 10, 0, 0, 0)),
+            P::Timestamp(1_700_000_000),
+            P::Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8".into()),
+            P::Jsonb(br#"{"a":[1,2]}"#.to_vec()),
+            P::Decimal("12.345".into()),
+            P::RangeInt32((Some((1, v4::RangeBoundKind::Inclusive)), None)),
+            P::ArrayStr(vec![Some("a".into()), None]),
+            P::Interval(v4::Interval {
+                micros: 1,
+                days: 2,
+                months: 3,
+            }),
+            P::DbNull,
+        ];
+        assert!(to_sql_params(&ok).is_ok());
+        for bad in [
+            P::Date((2026, 2, 30)),
+            P::Uuid("nope".into()),
+            P::Jsonb(b"{".to_vec()),
+            P::Decimal("1.2.3".into()),
+        ] {
+            assert!(
+                matches!(to_sql_params(&[bad.clone()]), Err(v4::Error::BadParameter(m)) if m.starts_with("parameter 1:")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interval_and_ranges_round_trip() {
+        let i = Interval(v4::Interval {
+            micros: -5,
+            days: 7,
+            months: 13,
+        });
+        let mut buf = BytesMut::new();
+        i.to_sql(&Type::INTERVAL, &mut buf).unwrap();
+        let back = Interval::from_sql(&Type::INTERVAL, &buf).unwrap().0;
+        assert_eq!((back.micros, back.days, back.months), (-5, 7, 13));
+
+        let r: Range<i64> = Range::from_wit(
+            &(
+                Some((3, v4::RangeBoundKind::Inclusive)),
+                Some((9, v4::RangeBoundKind::Exclusive)),
+            ),
+            |v| Ok(*v),
+        )
+        .unwrap();
+        let mut buf = BytesMut::new();
+        r.to_sql(&Type::INT8_RANGE, &mut buf).unwrap();
+        let back = Range::<i64>::from_sql(&Type::INT8_RANGE, &buf).unwrap();
+        assert!(matches!(
+            back.to_wit(|v| v),
+            (
+                Some((3, v4::RangeBoundKind::Inclusive)),
+                Some((9, v4::RangeBoundKind::Exclusive))
+            )
+        ));
+    }
+
+    #[test]
+    fn v3_sees_newer_types_as_unsupported() {
+        assert!(matches!(
+            value_to_v3(v4::DbValue::Uuid("u".into())),
+            v3::DbValue::Unsupported
+        ));
+        assert!(matches!(
+            data_type_to_v3(v4::DbDataType::Jsonb),
+            v3::DbDataType::Other
+        ));
+        let e = error_to_v3(v4::Error::QueryFailed(v4::QueryError::DbError(
+            v4::DbError {
+                as_text: "db error: ERROR: boom".into(),
+                severity: "ERROR".into(),
+                code: "XX000".into(),
+                message: "boom".into(),
+                detail: None,
+                extras: vec![],
+            },
+        )));
+        assert!(matches!(e, v3::Error::QueryFailed(m) if m == "db error: ERROR: boom"));
+        assert!(matches!(data_type(&Type::INT8), v4::DbDataType::Int64));
+        assert!(matches!(data_type(&Type::NAME), v4::DbDataType::Other(n) if n == "name"));
+    }
+}
