@@ -1,0 +1,260 @@
+//! The SpinKube manifests in deploy/ are valid SpinApps (spin-operator's CRD schema, with
+//! unknown fields rejected as `kubectl apply`'s strict validation does) and agree with
+//! spin.toml: every variable exists, secrets come from the Secret, the database host is the
+//! one `allowed_outbound_hosts` lets through.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use berth_tests::repo_root;
+use serde_json::{Value, json};
+
+fn deploy_dir() -> PathBuf {
+    repo_root().join("deploy")
+}
+
+/// Every YAML document of a file, as JSON.
+fn documents(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            serde_json::to_value(v).unwrap()
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Objects that list their properties accept no others (what `kubectl apply` reports as
+/// unknown fields), unless the schema says otherwise.
+fn strict(schema: &mut Value) {
+    if let Some(obj) = schema.as_object_mut() {
+        let preserves = obj
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if obj.contains_key("properties") && !obj.contains_key("additionalProperties") && !preserves
+        {
+            obj.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        for v in obj.values_mut() {
+            strict(v);
+        }
+    } else if let Some(items) = schema.as_array_mut() {
+        items.iter_mut().for_each(strict);
+    }
+}
+
+fn spinapp_validator() -> jsonschema::Validator {
+    let crd = documents(&deploy_dir().join("crd/core.spinkube.dev_spinapps.yaml"));
+    assert_eq!(crd.len(), 1);
+    assert_eq!(crd[0]["spec"]["names"]["kind"], "SpinApp");
+    let version = crd[0]["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1alpha1")
+        .expect("v1alpha1 in the CRD");
+    let mut schema = version["schema"]["openAPIV3Schema"].clone();
+    strict(&mut schema);
+    // `metadata` is `type: object` in the CRD (the API server checks it); keep it open.
+    schema["properties"]["metadata"] = json!({"type": "object"});
+    jsonschema::validator_for(&schema).expect("the CRD schema compiles")
+}
+
+fn errors(validator: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// The SpinApp manifests: (file name, document).
+fn spinapps() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(deploy_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        for doc in documents(&path) {
+            if doc["kind"] == "SpinApp" {
+                out.push((
+                    path.file_name().unwrap().to_string_lossy().into_owned(),
+                    doc,
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn spin_variables() -> toml::Table {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()).unwrap();
+    manifest["variables"].as_table().unwrap().clone()
+}
+
+fn variable<'a>(app: &'a Value, name: &str) -> &'a Value {
+    app["spec"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no variable {name}"))
+}
+
+#[test]
+fn spinapps_match_the_operators_crd() {
+    let validator = spinapp_validator();
+    let apps = spinapps();
+    let names: Vec<&str> = apps.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["spinapp-libsql.yaml", "spinapp-postgres.yaml"]);
+    for (file, app) in &apps {
+        let errs = errors(&validator, app);
+        assert!(errs.is_empty(), "{file}: {errs:#?}");
+        assert_eq!(app["apiVersion"], "core.spinkube.dev/v1alpha1", "{file}");
+    }
+}
+
+#[test]
+fn the_validation_catches_mistakes() {
+    let validator = spinapp_validator();
+    let (_, app) = spinapps().remove(0);
+    let mut typo = app.clone();
+    typo["spec"]["replica"] = json!(3);
+    assert!(!errors(&validator, &typo).is_empty(), "unknown field");
+    let mut missing = app.clone();
+    missing["spec"].as_object_mut().unwrap().remove("image");
+    assert!(!errors(&validator, &missing).is_empty(), "required field");
+    let mut wrong = app;
+    wrong["spec"]["replicas"] = json!("three");
+    assert!(!errors(&validator, &wrong).is_empty(), "wrong type");
+}
+
+#[test]
+fn spinapps_agree_with_spin_toml_and_the_secret() {
+    let declared = spin_variables();
+    let secret = documents(&deploy_dir().join("secrets.example.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Secret")
+        .unwrap();
+    let secret_name = secret["metadata"]["name"].as_str().unwrap();
+    let secret_keys: BTreeSet<&str> = secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for (file, app) in spinapps() {
+        for v in app["spec"]["variables"].as_array().unwrap() {
+            let name = v["name"].as_str().unwrap();
+            let decl = declared
+                .get(name)
+                .unwrap_or_else(|| panic!("{file}: {name} is not a variable of spin.toml"));
+            let is_secret = decl.get("secret").and_then(|s| s.as_bool()) == Some(true);
+            let from_secret = &v["valueFrom"]["secretKeyRef"];
+            if is_secret || name == "db_url" {
+                assert!(
+                    v.get("value").is_none(),
+                    "{file}: {name} is a secret: use valueFrom.secretKeyRef"
+                );
+            }
+            if from_secret.is_object() {
+                assert_eq!(from_secret["name"], secret_name, "{file}: {name}");
+                let key = from_secret["key"].as_str().unwrap();
+                assert!(
+                    secret_keys.contains(key),
+                    "{file}: no key {key} in the Secret"
+                );
+            }
+        }
+        for required in [
+            "jwt_secret",
+            "harbor_webhook_secret",
+            "worker_token",
+            "webhook_url",
+        ] {
+            variable(&app, required);
+        }
+        assert!(
+            variable(&app, "webhook_url")["value"]
+                .as_str()
+                .unwrap()
+                .ends_with("/api/v1/hooks/harbor"),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn the_postgres_app_may_reach_its_database() {
+    let apps = spinapps();
+    let (_, app) = apps
+        .iter()
+        .find(|(f, _)| f == "spinapp-postgres.yaml")
+        .unwrap();
+    assert_eq!(variable(app, "store")["value"], "postgres");
+    assert!(app["spec"]["replicas"].as_i64().unwrap() > 1);
+    // spin.toml allows postgres://{{ db_host }}:{{ db_port }}: the example db_url must name
+    // exactly that host and port (names are compared as text).
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml")).unwrap();
+    assert!(manifest.contains("\"postgres://{{ db_host }}:{{ db_port }}\""));
+    let secret = documents(&deploy_dir().join("secrets.example.yaml")).remove(0);
+    let url = url_host_port(secret["stringData"]["db_url"].as_str().unwrap());
+    assert_eq!(
+        url,
+        (
+            variable(app, "db_host")["value"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            variable(app, "db_port")["value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        )
+    );
+}
+
+/// Host and port of a `postgres://user:pass@host:port/db?...` URL.
+fn url_host_port(url: &str) -> (String, String) {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split(['/', '?']).next().unwrap();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    (host.to_owned(), port.to_owned())
+}
+
+#[test]
+fn the_libsql_app_shares_one_remote_sqlite_database() {
+    let apps = spinapps();
+    let (_, app) = apps
+        .iter()
+        .find(|(f, _)| f == "spinapp-libsql.yaml")
+        .unwrap();
+    assert_eq!(variable(app, "store")["value"], "sqlite");
+    let dbs = app["spec"]["runtimeConfig"]["sqliteDatabases"]
+        .as_array()
+        .unwrap();
+    assert_eq!(dbs.len(), 1);
+    assert_eq!(dbs[0]["name"], "default");
+    assert_eq!(dbs[0]["type"], "libsql");
+    let options: BTreeSet<&str> = dbs[0]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(options, BTreeSet::from(["token", "url"]));
+
+    // The same for `spin up --runtime-config-file`.
+    let rc: toml::Table = toml::from_str(
+        &std::fs::read_to_string(deploy_dir().join("runtime-config.libsql.toml")).unwrap(),
+    )
+    .unwrap();
+    let default = &rc["sqlite_database"]["default"];
+    assert_eq!(default["type"].as_str(), Some("libsql"));
+    assert!(default.get("url").is_some() && default.get("token").is_some());
+}
