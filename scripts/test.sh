@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
 # Builds the host and the components, then runs every test: unit tests, the end-to-end
-# suite (built .wasm served by the real host over HTTP) and Spin's conformance subset.
+# suite (built .wasm served by the real host over HTTP) on both stores, SQLite and
+# PostgreSQL, and Spin's conformance subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The pinned toolchain and the wasm32-wasip2 target (a no-op when present).
 rustup toolchain install
 
+# The PostgreSQL pass needs the server binaries (the tests run their own throwaway cluster
+# with initdb and pg_ctl, tests/support/postgres.rs): Debian's package when missing.
+if [ -z "${BERTH_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  && ! command -v initdb >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
 # One host build, in the release profile only: wasmtime is slow to compile.
 cargo build --release --locked
 target/release/berth build
+
+# Unit tests, and the end-to-end suite on SQLite (plus the tests that always use
+# PostgreSQL: replicas and the PostgreSQL store).
 cargo test --release --locked
+
+# deploy/'s SpinKube manifests against spin-operator's CRD schema (a package of its own, so
+# its dependencies' features do not change the host's build).
+cargo test --release --locked -p berth-deploy-check
+
+# The end-to-end suite again, every app on a fresh PostgreSQL database (replicas ran above).
+BERTH_TEST_STORE=postgres cargo test --release --locked -p berth-tests -- --skip replicas_
 
 if [ -d ../shared/spin-conformance ]; then
   python3 ../shared/spin-conformance/run.py target/release/berth

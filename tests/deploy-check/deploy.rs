@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use berth_tests::repo_root;
+use berth_deploy_check::repo_root;
 use serde_json::{Value, json};
 
 fn deploy_dir() -> PathBuf {
