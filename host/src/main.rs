@@ -1,13 +1,14 @@
 //! `berth`: runs berth's Spin HTTP components locally, in tests and at the edge, like `spin up`.
 
+mod bench;
 mod bindings;
 mod build;
 mod demo;
 mod key_value;
 mod manifest;
 mod outbound_http;
-mod routes;
 mod postgres;
+mod routes;
 mod runtime;
 mod server;
 mod sqlite;
@@ -50,6 +51,8 @@ enum Command {
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         from: PathBuf,
     },
+    /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
+    Bench(bench::BenchArgs),
     /// Run each component's `[component.<id>.build] command` (like `spin build`).
     Build {
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
@@ -140,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             })
         }
+        Command::Bench(args) => bench::run(args),
         Command::Build { from } => build::run(&manifest_path(from)),
         Command::Token {
             sub,

@@ -1,0 +1,552 @@
+//! `berth bench`: seeds catalogs of N synthetic images straight into SQLite, serves them
+//! with `berth up` (plus a hello-world component as the baseline, same host, same settings)
+//! and drives every hot route with concurrent HTTP load over loopback, in one run.
+//! See docs/performance.md.
+
+mod load;
+mod process;
+mod report;
+mod seed;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use berth_domain::auth::{Claims, Role, issue_token};
+use bytes::Bytes;
+use http::Method;
+
+use load::{Plan, Req, Scenario};
+use process::{Host, HostConfig};
+use report::{Report, Row, SizeReport};
+
+const JWT_SECRET: &str = "berth-bench-jwt-secret";
+const WEBHOOK_SECRET: &str = "berth-bench-webhook-secret";
+const WORKER_TOKEN: &str = "berth-bench-worker-token";
+/// Layers per progress target: callbacks to one import touch different layers concurrently.
+const LAYERS: u64 = 8;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Catalog sizes, e.g. `10k,100k,1m` (default: all three; `--quick`: 10k).
+    #[arg(long, value_delimiter = ',', value_parser = parse_count)]
+    sizes: Option<Vec<usize>>,
+    /// Smoke test: 10k images, about two seconds per scenario.
+    #[arg(long)]
+    quick: bool,
+    /// Measured time per scenario (default 8s, `--quick` 2s), after a warm-up.
+    #[arg(long, value_parser = parse_seconds)]
+    duration: Option<Duration>,
+    /// Cap on measured requests per scenario.
+    #[arg(long, default_value_t = 200_000)]
+    max_requests: u64,
+    /// Webhooks in the ingestion burst (default 5000, `--quick` 1000).
+    #[arg(long)]
+    burst: Option<u64>,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Run only these scenarios (comma-separated; `hello` always runs).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<String>>,
+    /// Working directory: one state dir per size, the compile cache, the manifest.
+    #[arg(long, default_value = "target/bench")]
+    dir: PathBuf,
+    /// Reuse a state dir seeded by an earlier run with the same size (migrated first).
+    #[arg(long)]
+    reuse: bool,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    from: PathBuf,
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1_000),
+        Some('m') => (&s[..s.len() - 1], 1_000_000),
+        _ => (s.as_str(), 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("'{s}' is not a size such as 10k, 100k or 1m"))
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim_end_matches('s')
+        .parse::<f64>()
+        .ok()
+        .filter(|v| *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{s}' is not a duration in seconds such as 2s or 8"))
+}
+
+pub const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "hello",
+        "GET /bench/hello: hello-world component (baseline)",
+    ),
+    (
+        "list",
+        "GET /api/v1/images?page_size=20&orderBy=created_at&order=desc&page=1..5 (user)",
+    ),
+    (
+        "list-3-filters",
+        "…?framework=F&chip_type=GPU&applicable_scope=训练&page_size=20",
+    ),
+    ("search", "…?name=TERM&page_size=20 (fuzzy, 8 terms)"),
+    ("grouped", "…?flat=false&page_size=20&page=1..3"),
+    ("detail", "GET /api/v1/images/{id}"),
+    (
+        "importing",
+        "GET /api/v1/images/{id}/importing-details (finished imports)",
+    ),
+    (
+        "webhooks",
+        "POST /api/v1/hooks/harbor: REPLICATION burst (no Harbor call)",
+    ),
+    (
+        "progress",
+        "PUT /api/v1/images:import/{name}/progress: worker callbacks",
+    ),
+];
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let manifest = crate::manifest_path(args.from.clone());
+    let manifest = std::fs::canonicalize(&manifest)
+        .with_context(|| format!("cannot find {}", manifest.display()))?;
+    let app = crate::manifest::parse_file(&manifest)?;
+    crate::manifest::check_sources(&app).context("build the components first: berth build")?;
+    let hello = hello_wasm(&app.dir)?;
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+
+    let sizes = args.sizes.clone().unwrap_or_else(|| {
+        if args.quick {
+            vec![10_000]
+        } else {
+            vec![10_000, 100_000, 1_000_000]
+        }
+    });
+    let selected = |name: &str| {
+        name == "hello"
+            || args
+                .scenarios
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == name))
+    };
+    if let Some(unknown) = args
+        .scenarios
+        .iter()
+        .flatten()
+        .find(|s| !SCENARIOS.iter().any(|(n, _)| n == s))
+    {
+        bail!(
+            "unknown scenario {unknown:?}; scenarios: {}",
+            SCENARIOS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let duration = args.duration.unwrap_or(if args.quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(8)
+    });
+    let warmup = if args.quick {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(1)
+    };
+    let plan = Plan {
+        concurrency: args.concurrency,
+        warmup,
+        duration,
+        max_requests: args.max_requests,
+    };
+    let burst = args.burst.unwrap_or(if args.quick { 1_000 } else { 5_000 });
+
+    // One async worker for the load generator (and the Harbor simulator): the host gets the rest.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut report = Report::new(&args, &sizes, plan);
+    rt.block_on(async {
+        // Harbor: an in-process simulator, so no request can leave the machine. The
+        // scenarios' events are answered from the database alone and never reach it.
+        let sim =
+            harbor_sim::Simulator::start("127.0.0.1:0".parse()?, harbor_sim::SimOptions::default())
+                .await?;
+        let sim_opts = sim.options().clone();
+        let variables: Vec<(String, String)> = vec![
+            ("jwt_secret".into(), JWT_SECRET.into()),
+            ("harbor_url".into(), sim.url()),
+            ("runner_url".into(), sim.url()),
+            ("harbor_username".into(), sim_opts.username.clone()),
+            ("harbor_password".into(), sim_opts.password.clone()),
+            ("harbor_webhook_secret".into(), WEBHOOK_SECRET.into()),
+            ("worker_token".into(), WORKER_TOKEN.into()),
+        ];
+        let bench_manifest = dir.join("bench-spin.toml");
+        let sources = process::write_manifest(&manifest, &hello, &bench_manifest)?;
+        for (id, path) in &sources {
+            let bytes = std::fs::metadata(path)
+                .with_context(|| format!("{}", path.display()))?
+                .len();
+            report.wasm_sizes.push((id.clone(), bytes));
+        }
+        let cache = dir.join("compile-cache");
+
+        for (i, &n) in sizes.iter().enumerate() {
+            let state = dir.join(format!("n{n}"));
+            let seeded = if args.reuse && state.join("sqlite_db.db").exists() {
+                eprintln!("bench: reusing {} ({n} images)", state.display());
+                seed::reuse(&state)?
+            } else {
+                eprintln!("bench: seeding {n} images into {}", state.display());
+                seed::seed(&state, n)?
+            };
+            eprintln!(
+                "bench: seeded {} images, {} scopes, {} platforms, {} imports in {:.1?}",
+                seeded.images, seeded.scopes, seeded.platforms, seeded.imports, seeded.elapsed
+            );
+            let cfg = HostConfig {
+                manifest: &bench_manifest,
+                state_dir: &state,
+                compile_cache: &cache,
+                variables: &variables,
+            };
+            if i == 0 {
+                // Cold: nothing compiled yet.
+                let _ = std::fs::remove_dir_all(&cache);
+                let cold = Host::start(&cfg).await?;
+                report.cold_start = Some(cold.first_response);
+                drop(cold);
+            }
+            let mut host = Host::start(&cfg).await?;
+            let warm_start = host.first_response;
+            let idle_rss = host.current_rss_kib();
+            host.sample_rss();
+            let token: Arc<str> = Arc::from(format!(
+                "Bearer {}",
+                issue_token(
+                    JWT_SECRET,
+                    &Claims {
+                        sub: seeded.bench_user.clone(),
+                        role: Role::User,
+                        exp: now_unix() + 86_400,
+                    },
+                )
+            ));
+            // The first catalog request after start-up (connection, schema, cold caches).
+            let t = Instant::now();
+            let (status, _) =
+                load::get_once(host.addr, "/api/v1/images?page_size=20", Some(&token)).await?;
+            let first_list = t.elapsed();
+            if status != 200 {
+                bail!(
+                    "GET /api/v1/images answered {status}; see {}/host.log",
+                    state.display()
+                );
+            }
+
+            let mut size = SizeReport::new(n, &seeded, warm_start, first_list, idle_rss);
+            let progress = Arc::new(Progress::new(&seeded.progress_targets));
+            for (name, _) in SCENARIOS {
+                if !selected(name) {
+                    continue;
+                }
+                let (scenario, plan): (Arc<dyn Scenario>, Plan) = match *name {
+                    "progress" => (progress.clone(), plan),
+                    "webhooks" => (
+                        scenario(name, &seeded, &token),
+                        Plan {
+                            max_requests: burst,
+                            duration: Duration::from_secs(600),
+                            ..plan
+                        },
+                    ),
+                    _ => (scenario(name, &seeded, &token), plan),
+                };
+                eprintln!("bench: n={n} {name}");
+                let outcome = load::run(host.addr, scenario, plan).await?;
+                size.rows.push(Row::new(name, &outcome));
+            }
+            if selected("progress") {
+                size.progress_check = Some(progress.verify(&state.join("sqlite_db.db"))?);
+            }
+            (size.rss_peak_kib, size.rss_hwm_kib) = host.rss_kib();
+            drop(host);
+            report.sizes.push(size);
+        }
+        sim.shutdown();
+        anyhow::Ok(())
+    })?;
+    let text = report.render();
+    println!("{text}");
+    if let Some(path) = &args.output {
+        std::fs::write(path, &text)?;
+    }
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The baseline component, built on first use.
+fn hello_wasm(app_dir: &Path) -> Result<PathBuf> {
+    let wasm = app_dir.join("target/wasm32-wasip2/component/bench_hello.wasm");
+    if !wasm.exists() {
+        eprintln!("bench: building the hello-world baseline (bench/hello)");
+        let status = std::process::Command::new("cargo")
+            .args([
+                "build",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "component",
+                "-p",
+                "bench-hello",
+            ])
+            .current_dir(app_dir)
+            .status()
+            .context("cannot run cargo to build bench/hello")?;
+        if !status.success() {
+            bail!("building bench/hello failed ({status})");
+        }
+    }
+    Ok(wasm)
+}
+
+/// A scenario whose requests are a function of their number.
+struct Requests<F>(F);
+
+impl<F: Fn(u64) -> Req + Send + Sync> Scenario for Requests<F> {
+    fn request(&self, n: u64) -> Req {
+        (self.0)(n)
+    }
+}
+
+fn requests(f: impl Fn(u64) -> Req + Send + Sync + 'static) -> Arc<dyn Scenario> {
+    Arc::new(Requests(f))
+}
+
+/// Spreads request numbers over a sample without repeating a short cycle.
+fn spread(n: u64, len: usize) -> usize {
+    (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % len.max(1)
+}
+
+const SEARCH_TERMS: &[&str] = &[
+    "torch-train",
+    "cuda12.4-py3.11",
+    "vllm-serving",
+    "jax",
+    "notebook-42",
+    "tensorflow-infer-1",
+    "py3.12",
+    "finetune",
+];
+const FILTER_FRAMEWORKS: &[&str] = &["pytorch", "tensorflow", "vllm", "jax"];
+
+fn scenario(name: &str, seeded: &seed::Seeded, token: &Arc<str>) -> Arc<dyn Scenario> {
+    let token = token.clone();
+    match name {
+        "hello" => requests(|_| Req {
+            method: Method::GET,
+            path: process::HELLO_ROUTE.into(),
+            authorization: None,
+            body: None,
+        }),
+        "list" => requests(move |n| {
+            Req::get(
+                format!(
+                    "/api/v1/images?page_size=20&orderBy=created_at&order=desc&page={}",
+                    1 + n % 5
+                ),
+                &token,
+            )
+        }),
+        "list-3-filters" => requests(move |n| {
+            let f = FILTER_FRAMEWORKS[n as usize % FILTER_FRAMEWORKS.len()];
+            Req::get(
+                format!(
+                    "/api/v1/images?framework={f}&chip_type=GPU&applicable_scope=%E8%AE%AD%E7%BB%83&page_size=20"
+                ),
+                &token,
+            )
+        }),
+        "search" => requests(move |n| {
+            let term = SEARCH_TERMS[n as usize % SEARCH_TERMS.len()];
+            Req::get(format!("/api/v1/images?name={term}&page_size=20"), &token)
+        }),
+        "grouped" => requests(move |n| {
+            Req::get(
+                format!("/api/v1/images?flat=false&page_size=20&page={}", 1 + n % 3),
+                &token,
+            )
+        }),
+        "detail" => {
+            let ids = seeded.visible_ids.clone();
+            requests(move |n| {
+                Req::get(
+                    format!("/api/v1/images/{}", ids[spread(n, ids.len())]),
+                    &token,
+                )
+            })
+        }
+        "importing" => {
+            let ids = seeded.finished_import_ids.clone();
+            requests(move |n| {
+                Req::get(
+                    format!(
+                        "/api/v1/images/{}/importing-details",
+                        ids[spread(n, ids.len())]
+                    ),
+                    &token,
+                )
+            })
+        }
+        "webhooks" => {
+            let executions = seeded.finished_executions.clone();
+            let auth: Arc<str> = Arc::from(WEBHOOK_SECRET);
+            requests(move |n| {
+                // Nine in ten about finished imports (looked up, already final), one in ten
+                // about executions berth never started (ignored).
+                let execution = if n % 10 == 9 {
+                    9_000_000_000 + n as i64
+                } else {
+                    executions[spread(n, executions.len())]
+                };
+                let body = serde_json::json!({
+                    "type": "REPLICATION",
+                    "occur_at": now_unix(),
+                    "operator": "MANUAL",
+                    "event_data": {"replication": {
+                        "harbor_hostname": "harbor.local",
+                        "job_status": "Success",
+                        "execution_id": execution,
+                        "trigger_type": "MANUAL",
+                        "policy_creator": "admin",
+                    }},
+                });
+                Req {
+                    method: Method::POST,
+                    path: "/api/v1/hooks/harbor".into(),
+                    authorization: Some(auth.clone()),
+                    body: Some(Bytes::from(body.to_string())),
+                }
+            })
+        }
+        other => unreachable!("scenario {other}"),
+    }
+}
+
+/// Worker progress callbacks on a few running imports, each to one of [`LAYERS`] layers
+/// with a rising percentage; remembers the highest percentage each layer was acknowledged
+/// with, to check afterwards that no acknowledged update was lost.
+struct Progress {
+    targets: Vec<String>,
+    paths: Vec<String>,
+    auth: Arc<str>,
+    acknowledged: Vec<AtomicU8>,
+}
+
+impl Progress {
+    fn new(targets: &[String]) -> Progress {
+        Progress {
+            targets: targets.to_vec(),
+            paths: targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "/api/v1/images:import/{}/progress",
+                        berth_domain::imports::progress_name(t)
+                    )
+                })
+                .collect(),
+            auth: Arc::from(format!("Bearer {WORKER_TOKEN}")),
+            acknowledged: (0..targets.len() as u64 * LAYERS)
+                .map(|_| AtomicU8::new(0))
+                .collect(),
+        }
+    }
+
+    /// (target, layer, percentage) of request `n`.
+    fn step(&self, n: u64) -> (usize, u64, u8) {
+        let t = self.targets.len().max(1) as u64;
+        let round = n / (t * LAYERS);
+        ((n % t) as usize, (n / t) % LAYERS, 1 + (round % 98) as u8)
+    }
+
+    /// Compares every layer's stored progress with the highest acknowledged one.
+    fn verify(&self, db: &Path) -> Result<(usize, usize)> {
+        let conn =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut lost = 0;
+        let mut checked = 0;
+        for (i, target) in self.targets.iter().enumerate() {
+            let r = berth_domain::image_ref::ImageRef::parse(target)
+                .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+            let layers: String = conn.query_row(
+                "SELECT layers_detail FROM imports WHERE image_id = \
+                 (SELECT id FROM images WHERE registry = ?1 AND repository = ?2 AND tag = ?3) \
+                 ORDER BY id DESC LIMIT 1",
+                (&r.registry, &r.repository, &r.tag),
+                |row| row.get(0),
+            )?;
+            let layers: serde_json::Value = serde_json::from_str(&layers)?;
+            for l in 0..LAYERS {
+                let want =
+                    self.acknowledged[i * LAYERS as usize + l as usize].load(Ordering::Relaxed);
+                if want == 0 {
+                    continue;
+                }
+                checked += 1;
+                let got = layers[format!("sha256:layer{l}")]["progress"]
+                    .as_u64()
+                    .unwrap_or(0);
+                if got < want as u64 {
+                    lost += 1;
+                }
+            }
+        }
+        Ok((checked, lost))
+    }
+}
+
+impl Scenario for Progress {
+    fn request(&self, n: u64) -> Req {
+        let (t, layer, pct) = self.step(n);
+        let body = format!(
+            "{{\"sha256:layer{layer}\": {{\"status\": \"downloading\", \"progress\": {pct}}}}}"
+        );
+        Req {
+            method: Method::PUT,
+            path: self.paths[t].clone(),
+            authorization: Some(self.auth.clone()),
+            body: Some(Bytes::from(body)),
+        }
+    }
+
+    fn answered(&self, n: u64, status: u16) {
+        if status == 200 {
+            let (t, layer, pct) = self.step(n);
+            self.acknowledged[t * LAYERS as usize + layer as usize]
+                .fetch_max(pct, Ordering::Relaxed);
+        }
+    }
+}

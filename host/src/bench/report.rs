@@ -1,0 +1,349 @@
+//! The benchmark's report: one Markdown table per catalog size, every figure with its ratio
+//! to the hello-world baseline measured in the same run, then the targets.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::load::{Outcome, Plan};
+use super::seed::Seeded;
+use super::{BenchArgs, SCENARIOS};
+
+const MIB: u64 = 1 << 20;
+
+pub struct Row {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub per_second: f64,
+}
+
+impl Row {
+    pub fn new(name: &str, o: &Outcome) -> Row {
+        Row {
+            name: name.to_string(),
+            requests: o.requests(),
+            errors: o.errors,
+            first_error: o.first_error.clone(),
+            p50_ms: o.percentile_ms(50.0),
+            p99_ms: o.percentile_ms(99.0),
+            per_second: o.per_second(),
+        }
+    }
+}
+
+pub struct SizeReport {
+    pub n: usize,
+    pub seeded: String,
+    pub warm_start: Duration,
+    pub first_list: Duration,
+    pub idle_rss_kib: u64,
+    pub rss_peak_kib: u64,
+    pub rss_hwm_kib: u64,
+    pub rows: Vec<Row>,
+    /// (layers checked, layers whose acknowledged progress was lost)
+    pub progress_check: Option<(usize, usize)>,
+}
+
+impl SizeReport {
+    pub fn new(
+        n: usize,
+        s: &Seeded,
+        warm_start: Duration,
+        first_list: Duration,
+        idle_rss_kib: u64,
+    ) -> SizeReport {
+        SizeReport {
+            n,
+            seeded: format!(
+                "{} images, {} scopes, {} platforms, {} imports in {:.1} s",
+                s.images,
+                s.scopes,
+                s.platforms,
+                s.imports,
+                s.elapsed.as_secs_f64()
+            ),
+            warm_start,
+            first_list,
+            idle_rss_kib,
+            rss_peak_kib: 0,
+            rss_hwm_kib: 0,
+            rows: Vec::new(),
+            progress_check: None,
+        }
+    }
+
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+}
+
+pub struct Report {
+    command: String,
+    plan: Plan,
+    pub wasm_sizes: Vec<(String, u64)>,
+    pub cold_start: Option<Duration>,
+    pub sizes: Vec<SizeReport>,
+}
+
+fn count_label(n: usize) -> String {
+    match n {
+        n if n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.0} MiB", kib as f64 / 1024.0)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let free = std::process::Command::new("free")
+        .arg("-h")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim_end().to_string())
+        .unwrap_or_default();
+    format!("- CPU: {cpu}\n- nproc: {nproc}\n- free -h:\n\n```\n{free}\n```\n")
+}
+
+impl Report {
+    pub fn new(args: &BenchArgs, sizes: &[usize], plan: Plan) -> Report {
+        let sizes: Vec<String> = sizes.iter().map(|n| count_label(*n)).collect();
+        Report {
+            command: format!(
+                "berth bench --sizes {}{}{} --concurrency {}",
+                sizes.join(","),
+                if args.quick { " --quick" } else { "" },
+                args.scenarios
+                    .as_ref()
+                    .map(|s| format!(" --scenarios {}", s.join(",")))
+                    .unwrap_or_default(),
+                plan.concurrency
+            ),
+            plan,
+            wasm_sizes: Vec::new(),
+            cold_start: None,
+            sizes: Vec::new(),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let p = &self.plan;
+        let _ = writeln!(s, "# berth bench\n");
+        let _ = writeln!(
+            s,
+            "`{}`: {} connections, {:.1} s warm-up then {:.1} s (or {} requests) per scenario; \
+             host `berth up` with `BERTH_LOG=warn`.\n",
+            self.command,
+            p.concurrency,
+            p.warmup.as_secs_f64(),
+            p.duration.as_secs_f64(),
+            p.max_requests
+        );
+        s.push_str(&machine());
+        s.push('\n');
+        for size in &self.sizes {
+            self.render_size(&mut s, size);
+        }
+        self.render_static(&mut s);
+        self.render_targets(&mut s);
+        s.push_str("\nScenarios:\n\n");
+        for (name, what) in SCENARIOS {
+            let _ = writeln!(s, "- `{name}`: {what}");
+        }
+        s
+    }
+
+    fn render_size(&self, s: &mut String, size: &SizeReport) {
+        let _ = writeln!(s, "## {} images\n", count_label(size.n));
+        let _ = writeln!(s, "Seeded: {}.\n", size.seeded);
+        let _ = writeln!(
+            s,
+            "| scenario | requests | p50 ms | p99 ms | req/s | p50 ÷ hello | p99 ÷ hello | req/s ÷ hello | errors |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let hello = size.row("hello");
+        for r in &size.rows {
+            let ratio = |a: f64, b: Option<f64>| match b {
+                Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}×", a / b),
+                _ => "–".into(),
+            };
+            // No request finished inside the measured window: no percentiles to show.
+            let num = |v: f64| {
+                if v.is_finite() {
+                    format!("{v:.2}")
+                } else {
+                    "–".into()
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+                r.name,
+                r.requests,
+                num(r.p50_ms),
+                num(r.p99_ms),
+                r.per_second,
+                ratio(r.p50_ms, hello.map(|h| h.p50_ms)),
+                ratio(r.p99_ms, hello.map(|h| h.p99_ms)),
+                ratio(r.per_second, hello.map(|h| h.per_second)),
+                r.errors
+            );
+        }
+        s.push('\n');
+        for r in size.rows.iter().filter(|r| r.errors > 0) {
+            let _ = writeln!(
+                s,
+                "- {}: {} errors, first: `{}`",
+                r.name,
+                r.errors,
+                r.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "- host start → first 200 (compile cache warm): {}; first list request after start: {}",
+            ms(size.warm_start),
+            ms(size.first_list)
+        );
+        let _ = writeln!(
+            s,
+            "- host RSS: {} idle after start, {} peak sampled under load (VmHWM {})",
+            mib(size.idle_rss_kib),
+            mib(size.rss_peak_kib),
+            mib(size.rss_hwm_kib)
+        );
+        if let Some((checked, lost)) = size.progress_check {
+            let _ = writeln!(
+                s,
+                "- progress callbacks: {lost} lost updates among {checked} acknowledged layer reports"
+            );
+        }
+        s.push('\n');
+    }
+
+    fn render_static(&self, s: &mut String) {
+        let _ = writeln!(s, "## Components and start-up\n");
+        let _ = writeln!(s, "| component | .wasm |");
+        let _ = writeln!(s, "|---|---:|");
+        for (id, bytes) in &self.wasm_sizes {
+            let _ = writeln!(s, "| {id} | {:.0} KiB |", *bytes as f64 / 1024.0);
+        }
+        s.push('\n');
+        if let Some(cold) = self.cold_start {
+            let _ = writeln!(
+                s,
+                "- host start → first 200, cold (empty compile cache): {}",
+                ms(cold)
+            );
+        }
+        for size in &self.sizes {
+            let _ = writeln!(
+                s,
+                "- host start → first 200, compile cache warm ({} images): {}",
+                count_label(size.n),
+                ms(size.warm_start)
+            );
+        }
+        s.push('\n');
+    }
+
+    fn render_targets(&self, s: &mut String) {
+        let _ = writeln!(s, "## Targets\n");
+        let _ = writeln!(s, "| target | measured | met |");
+        let _ = writeln!(s, "|---|---|---|");
+        let mut line = |target: &str, measured: String, met: Option<bool>| {
+            let met = match met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(s, "| {target} | {measured} | {met} |");
+        };
+        let at = |n: usize| self.sizes.iter().find(|x| x.n == n);
+        let list = |size: &SizeReport| size.row("list").map(|r| r.p50_ms);
+        match at(100_000).and_then(|x| Some((x.row("list")?, x.row("hello")?))) {
+            Some((l, h)) => {
+                let r = l.p50_ms / h.p50_ms;
+                line(
+                    "list at 100k: p50 ≤ 2× hello p50",
+                    format!("{:.2} ms vs {:.2} ms = {r:.2}×", l.p50_ms, h.p50_ms),
+                    Some(r <= 2.0),
+                );
+                let r = l.p99_ms / l.p50_ms;
+                line(
+                    "list at 100k: p99 ≤ 3× its p50",
+                    format!("{:.2} ms vs {:.2} ms = {r:.2}×", l.p99_ms, l.p50_ms),
+                    Some(r <= 3.0),
+                );
+            }
+            None => line("list at 100k", "not measured in this run".into(), None),
+        }
+        let (small, large) = (self.sizes.first(), self.sizes.last());
+        match (small.and_then(list), large.and_then(list)) {
+            (Some(a), Some(b)) if self.sizes.len() > 1 => {
+                let (ns, nl) = (small.unwrap().n, large.unwrap().n);
+                let r = b / a;
+                line(
+                    &format!(
+                        "growth: list p50 at {} ≤ 1.3× at {}",
+                        count_label(nl),
+                        count_label(ns)
+                    ),
+                    format!("{b:.2} ms vs {a:.2} ms = {r:.2}×"),
+                    (ns == 10_000 && nl == 1_000_000).then_some(r <= 1.3),
+                );
+            }
+            _ => line("growth 10k → 1M", "needs two sizes".into(), None),
+        }
+        let largest = self.wasm_sizes.iter().max_by_key(|(_, b)| *b);
+        if let Some((id, bytes)) = largest {
+            line(
+                "each component .wasm ≤ 1 MiB",
+                format!("largest: {id} {:.0} KiB", *bytes as f64 / 1024.0),
+                Some(*bytes <= MIB),
+            );
+        }
+        if let Some(worst) = self.sizes.iter().map(|x| x.warm_start).max() {
+            line(
+                "host start → first 200 ≤ 1 s (cache warm)",
+                format!("worst {}", ms(worst)),
+                Some(worst <= Duration::from_secs(1)),
+            );
+        }
+        for size in &self.sizes {
+            if let (Some(r), Some((checked, lost))) = (size.row("progress"), size.progress_check) {
+                line(
+                    &format!(
+                        "≥ 1,000 progress callbacks/s, no lost update ({})",
+                        count_label(size.n)
+                    ),
+                    format!(
+                        "{:.0}/s, {} errors, {lost} lost of {checked}",
+                        r.per_second, r.errors
+                    ),
+                    Some(r.per_second >= 1000.0 && lost == 0 && r.errors == 0),
+                );
+            }
+        }
+    }
+}
