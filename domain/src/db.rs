@@ -148,6 +148,18 @@ impl Dialect {
         }
     }
 
+    /// Whether the JSON array of strings in text `column` holds the parameter.
+    pub fn json_array_contains(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
+            }
+            Dialect::Postgres => format!(
+                "EXISTS (SELECT 1 FROM json_array_elements_text({column}::json) AS e (value) WHERE e.value = ?)"
+            ),
+        }
+    }
+
     /// The statements that start a write transaction which takes the write lock at once.
     ///
     /// SQLite has one writer per file (`BEGIN IMMEDIATE`). PostgreSQL lets transactions

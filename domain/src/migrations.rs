@@ -29,6 +29,7 @@ macro_rules! migration {
 pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_schema"),
     migration!(2, "0002_official_images"),
+    migration!(3, "0003_catalog_counts_and_search"),
 ];
 
 impl Migration {
@@ -95,13 +96,16 @@ pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
     })
 }
 
-/// Splits a migration file into statements on `;` at line ends, outside quotes.
+/// Splits a migration file into statements on `;`, outside quotes, `--` comments and
+/// PostgreSQL `$$` bodies. A SQLite `CREATE TRIGGER ... BEGIN ... END;` is one statement: its
+/// body's `;` do not split it (the body must not hold an `END;` of its own, e.g. `CASE ... END;`).
 /// Spin's SQL interfaces run one statement per call.
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut in_quote = false;
     let mut in_comment = false;
+    let mut in_dollar = false;
     let bytes = sql.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         if in_comment {
@@ -109,10 +113,19 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
             continue;
         }
         match b {
-            b'-' if !in_quote && bytes.get(i + 1) == Some(&b'-') => in_comment = true,
-            b'\'' => in_quote = !in_quote,
-            b';' if !in_quote => {
+            b'-' if !in_quote && !in_dollar && bytes.get(i + 1) == Some(&b'-') => in_comment = true,
+            b'$' if !in_quote
+                && bytes.get(i + 1) == Some(&b'$')
+                && bytes.get(i.wrapping_sub(1)) != Some(&b'$') =>
+            {
+                in_dollar = !in_dollar
+            }
+            b'\'' if !in_dollar => in_quote = !in_quote,
+            b';' if !in_quote && !in_dollar => {
                 let stmt = strip_comments(&sql[start..i]);
+                if inside_trigger_body(stmt) {
+                    continue;
+                }
                 if !stmt.is_empty() {
                     out.push(stmt);
                 }
@@ -126,6 +139,24 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         out.push(tail);
     }
     out
+}
+
+/// Whether `stmt` is a SQLite trigger whose `BEGIN ... END` body is still open.
+fn inside_trigger_body(stmt: &str) -> bool {
+    let mut words = stmt.split_whitespace().map(str::to_ascii_uppercase);
+    let is_trigger = words.next().as_deref() == Some("CREATE")
+        && matches!(
+            words.next().as_deref(),
+            Some("TRIGGER" | "TEMP" | "TEMPORARY")
+        );
+    is_trigger
+        && stmt
+            .split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("BEGIN"))
+        && !stmt
+            .split_whitespace()
+            .last()
+            .is_some_and(|w| w.eq_ignore_ascii_case("END"))
 }
 
 /// Trims whitespace and whole-line `--` comments around a statement.
@@ -167,6 +198,34 @@ mod tests {
                 "INSERT INTO a VALUES ('1;2')"
             ]
         );
+    }
+
+    #[test]
+    fn every_migration_splits_into_whole_statements() {
+        for m in MIGRATIONS {
+            for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+                for statement in split_statements(m.sql(dialect)) {
+                    let context = format!("{} ({dialect:?}): {statement}", m.name);
+                    assert_eq!(statement.matches("$$").count() % 2, 0, "{context}");
+                    if statement.starts_with("CREATE TRIGGER") && statement.contains("\nBEGIN") {
+                        assert!(statement.ends_with("END"), "{context}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trigger_bodies_and_dollar_quotes_stay_whole() {
+        let sql = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  INSERT INTO b VALUES (1);\n  UPDATE c SET n = n + 1;\nEND;\n\
+                   CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  UPDATE c SET n = 'x;';\n  RETURN NULL;\nEND\n$$;\n\
+                   CREATE TRIGGER p AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f();\nSELECT 1;";
+        let statements = split_statements(sql);
+        assert_eq!(statements.len(), 4, "{statements:#?}");
+        assert!(statements[0].ends_with("UPDATE c SET n = n + 1;\nEND"));
+        assert!(statements[1].ends_with("RETURN NULL;\nEND\n$$"));
+        assert!(statements[2].ends_with("EXECUTE FUNCTION f()"));
+        assert_eq!(statements[3], "SELECT 1");
     }
 
     #[test]

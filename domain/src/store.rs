@@ -1,9 +1,9 @@
 //! Image queries: every read of the `images` table goes through here.
 
 use crate::auth::Caller;
-use crate::db::{Db, DbError, Value, like_contains};
+use crate::db::{Db, DbError, Dialect, Value, like_contains};
 use crate::model::{IMAGE_COLUMNS, Image, Platform};
-use crate::query::{Filters, ListQuery, StatusFilter};
+use crate::query::{Filters, ListQuery, SortKey, StatusFilter};
 
 /// A `WHERE` clause under construction: SQL fragments and their parameters, in order.
 #[derive(Default)]
@@ -43,80 +43,351 @@ pub fn can_see(caller: &Caller, image: &Image) -> bool {
         || image.owner.as_deref() == Some(caller.name.as_str())
 }
 
-fn filtered(db: &dyn Db, f: &Filters, caller: &Caller) -> Where {
+/// One list filter: its SQL on `images` and, when it reads only columns that `image_counts`
+/// keeps, its SQL there (the same text, except for the scope filter).
+#[derive(Default)]
+struct Condition {
+    images: String,
+    counts: Option<String>,
+    params: Vec<Value>,
+    /// The filter where the rows are already few (a caller's own images), if it is cheaper
+    /// written differently there, with the same parameters.
+    among_few: Option<String>,
+}
+
+/// A list's filters, without the caller's visibility (see [`Arm`]).
+struct Conditions {
+    filters: Vec<Condition>,
+    /// How the listed arm says "public and online" (see [`filtered`]).
+    listed: &'static str,
+}
+
+impl Default for Conditions {
+    fn default() -> Self {
+        Conditions {
+            filters: Vec::new(),
+            listed: LISTED,
+        }
+    }
+}
+
+impl Conditions {
+    /// A filter on columns `image_counts` keeps, written the same on both tables.
+    fn dimension(&mut self, sql: impl Into<String>, params: impl IntoIterator<Item = Value>) {
+        let sql = sql.into();
+        self.filters.push(Condition {
+            counts: Some(sql.clone()),
+            images: sql,
+            params: params.into_iter().collect(),
+            ..Default::default()
+        });
+    }
+
+    /// A filter only `images` can answer.
+    fn other(&mut self, sql: impl Into<String>, params: impl IntoIterator<Item = Value>) {
+        self.filters.push(Condition {
+            images: sql.into(),
+            counts: None,
+            params: params.into_iter().collect(),
+            ..Default::default()
+        });
+    }
+
+    fn on_images(&self) -> impl Iterator<Item = (&str, &[Value])> {
+        self.filters
+            .iter()
+            .map(|c| (c.images.as_str(), c.params.as_slice()))
+    }
+
+    /// The filters on `images` rows already narrowed down to a few.
+    fn among_few(&self) -> impl Iterator<Item = (&str, &[Value])> {
+        self.filters.iter().map(|c| {
+            let sql = c.among_few.as_deref().unwrap_or(&c.images);
+            (sql, c.params.as_slice())
+        })
+    }
+
+    /// The filters on `image_counts`, if all of them can be answered there.
+    fn on_counts(&self) -> Option<Vec<(&str, &[Value])>> {
+        self.filters
+            .iter()
+            .map(|c| Some((c.counts.as_deref()?, c.params.as_slice())))
+            .collect()
+    }
+}
+
+/// The list filters. With `walk_sort_order`, a page is read by walking the sort order's
+/// index and stopping at LIMIT, so on SQLite the low-cardinality filters are written so that
+/// their own indexes are not used (unary `+`, SQLite's documented way): a third of the
+/// catalog found through `framework = 'pytorch'` would otherwise be read and sorted for
+/// every page. Selective filters (owner, tag, name) keep their indexes.
+fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
     let d = db.dialect();
-    let mut w = Where::default();
-    visible_to(&mut w, caller);
+    let col = |name: &str| match (d, walk_sort_order) {
+        (Dialect::Sqlite, true) => format!("+{name}"),
+        _ => name.to_owned(),
+    };
+    let mut c = Conditions {
+        // The listed images are found by walking the sort order too: on SQLite,
+        // publication's own index (ordered by id) must then not be used.
+        listed: match (d, walk_sort_order) {
+            (Dialect::Sqlite, true) => LISTED_WALKED,
+            _ => LISTED,
+        },
+        ..Conditions::default()
+    };
     if let Some(v) = &f.category {
-        w.push(d.ieq("category"), [v.clone().into()]);
+        c.dimension(d.ieq(&col("category")), [v.clone().into()]);
     }
     if let Some(v) = &f.framework {
-        w.push(d.ieq("framework"), [v.clone().into()]);
+        c.dimension(d.ieq(&col("framework")), [v.clone().into()]);
     }
     if let Some(v) = f.is_official {
-        w.push("is_official = ?", [v.into()]);
+        c.dimension(format!("{} = ?", col("is_official")), [v.into()]);
     }
     if let Some(v) = f.chip_type {
-        w.push("chip_type = ?", [v.as_str().into()]);
+        c.dimension(format!("{} = ?", col("chip_type")), [v.as_str().into()]);
     }
     if let Some(v) = &f.applicable_scope {
-        w.push(
-            "id IN (SELECT image_id FROM image_scopes WHERE scope = ?)",
-            [v.clone().into()],
-        );
+        // A per-row probe of (scope, image_id), whichever order the page is read in.
+        c.filters.push(Condition {
+            images:
+                "EXISTS (SELECT 1 FROM image_scopes s WHERE s.scope = ? AND s.image_id = images.id)"
+                    .into(),
+            counts: Some(d.json_array_contains("applicable_scopes")),
+            params: vec![v.clone().into()],
+            ..Default::default()
+        });
     }
     if let Some(v) = &f.name {
         let pattern = like_contains(v);
-        w.push(
-            format!("({} OR {})", d.ilike("name"), d.ilike("display_name")),
-            [pattern.clone().into(), pattern.into()],
-        );
+        let like = format!("({} OR {})", d.ilike("name"), d.ilike("display_name"));
+        // SQLite: the trigram index finds the candidates, the LIKE keeps the exact meaning
+        // (PostgreSQL's pg_trgm indexes serve the ILIKE itself). Shorter terms have no trigram.
+        if d == Dialect::Sqlite && v.chars().count() >= 3 {
+            let matching =
+                "id IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH ?)";
+            c.filters.push(Condition {
+                images: format!("{matching} AND {like}"),
+                params: vec![fts_phrase(v).into(), pattern.clone().into(), pattern.into()],
+                // A caller's own images are read through the owner index: test those few
+                // with LIKE rather than searching the whole catalog's index.
+                among_few: Some(format!("? IS NOT NULL AND {like}")),
+                ..Default::default()
+            });
+        } else {
+            c.other(like, [pattern.clone().into(), pattern.into()]);
+        }
     }
     if let Some(v) = &f.text {
         let pattern = like_contains(v);
         let columns = ["name", "display_name", "description", "framework"];
         let clause = columns.map(|c| d.ilike(c)).join(" OR ");
-        w.push(
+        c.other(
             format!("({clause})"),
             columns.map(|_| pattern.clone().into()),
         );
     }
     if let Some(v) = &f.tag {
-        w.push("tag = ?", [v.clone().into()]);
+        c.other("tag = ?", [v.clone().into()]);
     }
+    let (status, publication) = (col("status"), col("publication"));
     match f.ready {
-        Some(true) => w.push("status = 'ready'", []),
-        Some(false) => w.push("status <> 'ready'", []),
+        Some(true) => c.dimension(format!("{status} = 'ready'"), []),
+        Some(false) => c.dimension(format!("{status} <> 'ready'"), []),
         None => {}
     }
     if let Some(v) = &f.owner {
-        w.push("owner = ?", [v.clone().into()]);
+        c.other("owner = ?", [v.clone().into()]);
     }
     match f.status {
-        Some(StatusFilter::Active) => w.push("status = 'ready' AND publication = 'online'", []),
-        Some(StatusFilter::Is(a)) => w.push("status = ?", [a.as_str().into()]),
+        Some(StatusFilter::Active) => c.dimension(
+            format!("{status} = 'ready' AND {publication} = 'online'"),
+            [],
+        ),
+        Some(StatusFilter::Is(a)) => c.dimension(format!("{status} = ?"), [a.as_str().into()]),
         None => {}
     }
     if let Some(p) = f.publication {
-        w.push("publication = ?", [p.as_str().into()]);
+        c.dimension(format!("{publication} = ?"), [p.as_str().into()]);
     }
-    w
+    c
 }
 
-fn order_by(q: &ListQuery) -> String {
-    let dir = if q.sort.descending { "DESC" } else { "ASC" };
-    // NULLs sort as SQLite sorts them, first ascending and last descending, on both stores
-    // (PostgreSQL's default is the opposite). Only nullable columns say so, so that
-    // PostgreSQL can still read the others in index order.
-    let nulls = match (q.sort.key.nullable(), q.sort.descending) {
-        (false, _) => "",
-        (true, false) => " NULLS FIRST",
-        (true, true) => " NULLS LAST",
+/// An FTS5 phrase matching `text` literally (trigram tokenizer: a substring).
+fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Public, online images: what every user sees.
+const LISTED: &str = "visibility = 'public' AND publication = 'online'";
+/// [`LISTED`] without the use of publication's index (SQLite's unary `+`).
+const LISTED_WALKED: &str = "visibility = 'public' AND +publication = 'online'";
+
+/// A part of what a caller sees; a caller's parts are disjoint, so their counts add up and
+/// their pages merge. Each part is one ordered index walk: the listed images in sort order,
+/// the caller's own unlisted ones through the owner index.
+enum Arm<'a> {
+    /// Everything (admins).
+    All,
+    Listed,
+    /// The caller's own images that are not listed.
+    OwnUnlisted(&'a str),
+}
+
+fn arms(caller: &Caller) -> Vec<Arm<'_>> {
+    if caller.is_admin() {
+        vec![Arm::All]
+    } else {
+        vec![Arm::Listed, Arm::OwnUnlisted(&caller.name)]
+    }
+}
+
+impl Arm<'_> {
+    fn clause(&self, listed: &str) -> Option<(String, Vec<Value>)> {
+        match self {
+            Arm::All => None,
+            Arm::Listed => Some((listed.to_owned(), Vec::new())),
+            Arm::OwnUnlisted(owner) => Some((
+                format!("owner = ? AND NOT ({LISTED})"),
+                vec![(*owner).into()],
+            )),
+        }
+    }
+}
+
+/// ` WHERE a AND b ...` over `clauses`, appending their parameters to `params`.
+fn where_sql<'a>(
+    clauses: impl IntoIterator<Item = (&'a str, &'a [Value])>,
+    params: &mut Vec<Value>,
+) -> String {
+    let mut parts = Vec::new();
+    for (sql, p) in clauses {
+        parts.push(sql);
+        params.extend_from_slice(p);
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", parts.join(" AND "))
+    }
+}
+
+/// The arm's filters on `images`, appending parameters.
+fn arm_where(arm: &Arm<'_>, c: &Conditions, params: &mut Vec<Value>) -> String {
+    let own = arm.clause(c.listed);
+    let own = own.as_ref().map(|(sql, p)| (sql.as_str(), p.as_slice()));
+    match arm {
+        Arm::OwnUnlisted(_) => where_sql(own.into_iter().chain(c.among_few()), params),
+        Arm::All | Arm::Listed => where_sql(own.into_iter().chain(c.on_images()), params),
+    }
+}
+
+/// `SELECT <count>` of matching images in one arm: summed from `image_counts` when every
+/// filter is one of its columns, else counted through the most selective index.
+fn arm_count(arm: &Arm<'_>, c: &Conditions, params: &mut Vec<Value>) -> String {
+    match (arm, c.on_counts()) {
+        (Arm::All | Arm::Listed, Some(counts)) => {
+            let listed = matches!(arm, Arm::Listed).then_some((LISTED, &[][..]));
+            format!(
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM image_counts{}",
+                where_sql(listed.into_iter().chain(counts), params)
+            )
+        }
+        _ => format!("SELECT COUNT(*) FROM images{}", arm_where(arm, c, params)),
+    }
+}
+
+/// The number of images the caller sees that match `c`: one statement, exact.
+fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<i64, DbError> {
+    let mut params = Vec::new();
+    let parts: Vec<String> = arms(caller)
+        .iter()
+        .map(|arm| format!("({})", arm_count(arm, c, &mut params)))
+        .collect();
+    Ok(db
+        .query(&format!("SELECT {}", parts.join(" + ")), &params)?
+        .scalar_i64()
+        .unwrap_or(0))
+}
+
+/// The number of repositories holding an image the caller sees that matches `c`. Without
+/// filters it is read from the totals the triggers keep (plus, for a user, their own
+/// repositories that have no listed image); with filters the groups are counted.
+fn group_count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<i64, DbError> {
+    let (sql, params): (String, Vec<Value>) = match (c.filters.is_empty(), caller.is_admin()) {
+        (true, true) => (
+            "SELECT n FROM catalog_totals WHERE name = 'repositories'".into(),
+            Vec::new(),
+        ),
+        (true, false) => (
+            "SELECT (SELECT n FROM catalog_totals WHERE name = 'listed_repositories') + \
+             (SELECT COUNT(*) FROM (SELECT DISTINCT registry, repository FROM images WHERE owner = ?) o \
+             JOIN repositories r ON r.registry = o.registry AND r.repository = o.repository \
+             WHERE r.listed = 0)"
+                .into(),
+            vec![caller.name.clone().into()],
+        ),
+        (false, _) => {
+            let mut visible = Conditions::default();
+            visible_conditions(&mut visible, caller);
+            let mut params = Vec::new();
+            let w = where_sql(visible.on_images().chain(c.on_images()), &mut params);
+            (
+                format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM images{w} GROUP BY registry, repository) g"
+                ),
+                params,
+            )
+        }
     };
-    format!(
-        " ORDER BY {col} {dir}{nulls}, id {dir}",
-        col = q.sort.key.column()
-    )
+    Ok(db.query(&sql, &params)?.scalar_i64().unwrap_or(0))
+}
+
+/// The single-statement visibility filter, for queries that group.
+fn visible_conditions(c: &mut Conditions, caller: &Caller) {
+    if !caller.is_admin() {
+        c.filters.insert(
+            0,
+            Condition {
+                images: format!("(({LISTED}) OR owner = ?)"),
+                counts: None,
+                params: vec![caller.name.clone().into()],
+                ..Default::default()
+            },
+        );
+    }
+}
+
+fn order_by(d: Dialect, q: &ListQuery) -> String {
+    let dir = if q.sort.descending { "DESC" } else { "ASC" };
+    let col = q.sort.key.column();
+    if q.sort.key == SortKey::Id {
+        return format!(" ORDER BY id {dir}");
+    }
+    match d {
+        // SQLite sorts NULLs first ascending and last descending by itself. Category and
+        // framework are indexed (and filtered) case-insensitively: sorting them the same way
+        // reads them in index order instead of sorting the catalog.
+        Dialect::Sqlite => {
+            let collate = match q.sort.key {
+                SortKey::Category | SortKey::Framework => " COLLATE NOCASE",
+                _ => "",
+            };
+            format!(" ORDER BY {col}{collate} {dir}, id {dir}")
+        }
+        // NULLs sort as SQLite sorts them, first ascending and last descending, on both stores
+        // (PostgreSQL's default is the opposite). Only nullable columns say so, so that
+        // PostgreSQL can still read the others in index order.
+        Dialect::Postgres => {
+            let nulls = match (q.sort.key.nullable(), q.sort.descending) {
+                (false, _) => "",
+                (true, false) => " NULLS FIRST",
+                (true, true) => " NULLS LAST",
+            };
+            format!(" ORDER BY {col} {dir}{nulls}, id {dir}")
+        }
+    }
 }
 
 fn images(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Image>, DbError> {
@@ -129,23 +400,34 @@ fn images(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Image>, DbErro
 
 /// One page of matching images and the total number of matches.
 pub fn list(db: &dyn Db, q: &ListQuery, caller: &Caller) -> Result<(Vec<Image>, i64), DbError> {
-    let w = filtered(db, &q.filters, caller);
-    let total = db
-        .query(
-            &format!("SELECT COUNT(*) FROM images{}", w.sql()),
-            &w.params,
-        )?
-        .scalar_i64()
-        .unwrap_or(0);
+    let c = filtered(db, &q.filters, q.sort.key != SortKey::Id);
+    let total = count(db, &c, caller)?;
     if q.page.offset() >= total {
         return Ok((Vec::new(), total));
     }
+    // The page's ids first: each arm reads (id, sort key) in sort order, a compound ORDER BY
+    // ... LIMIT merges them and stops early, and only what is sorted or skipped is narrow.
+    // Then the page's rows, by id.
+    let key = match q.sort.key {
+        SortKey::Id => "id".to_owned(),
+        other => format!("id, {}", other.column()),
+    };
+    let order = order_by(db.dialect(), q);
+    let mut params = Vec::new();
+    let selects: Vec<String> = arms(caller)
+        .iter()
+        .map(|arm| {
+            format!(
+                "SELECT {key} FROM images{}",
+                arm_where(arm, &c, &mut params)
+            )
+        })
+        .collect();
     let sql = format!(
-        "SELECT {IMAGE_COLUMNS} FROM images{}{} LIMIT ? OFFSET ?",
-        w.sql(),
-        order_by(q)
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE id IN \
+         (SELECT id FROM ({}{order} LIMIT ? OFFSET ?) page){order}",
+        selects.join(" UNION ALL "),
     );
-    let mut params = w.params;
     params.extend([
         Value::Integer(q.page.size as i64),
         Value::Integer(q.page.offset()),
@@ -160,47 +442,40 @@ pub fn list_grouped(
     q: &ListQuery,
     caller: &Caller,
 ) -> Result<(Vec<(String, String, Vec<Image>)>, i64), DbError> {
-    let w = filtered(db, &q.filters, caller);
-    let total = db
-        .query(
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM images{} GROUP BY registry, repository) g",
-                w.sql()
-            ),
-            &w.params,
-        )?
-        .scalar_i64()
-        .unwrap_or(0);
+    let mut c = filtered(db, &q.filters, true);
+    let total = group_count(db, &c, caller)?;
+    visible_conditions(&mut c, caller);
+    let mut params = Vec::new();
+    let w = where_sql(c.on_images(), &mut params);
     if q.page.offset() >= total {
         return Ok((Vec::new(), total));
     }
-    let mut params = w.params.clone();
     params.extend([
         Value::Integer(q.page.size as i64),
         Value::Integer(q.page.offset()),
     ]);
     let groups = db.query(
         &format!(
-            "SELECT registry, repository FROM images{} GROUP BY registry, repository \
-             ORDER BY registry, repository LIMIT ? OFFSET ?",
-            w.sql()
+            "SELECT registry, repository FROM images{w} GROUP BY registry, repository \
+             ORDER BY registry, repository LIMIT ? OFFSET ?"
         ),
         &params,
     )?;
     let mut out = Vec::new();
     for g in groups.iter() {
         let (registry, repository) = (g.str("registry").to_owned(), g.str("repository").to_owned());
-        let mut gw = filtered(db, &q.filters, caller);
-        gw.push(
-            "registry = ? AND repository = ?",
-            [registry.clone().into(), repository.clone().into()],
-        );
+        let key = [
+            Value::from(registry.as_str()),
+            Value::from(repository.as_str()),
+        ];
+        let mut params = Vec::new();
+        let group = ("registry = ? AND repository = ?", &key[..]);
         let sql = format!(
             "SELECT {IMAGE_COLUMNS} FROM images{}{}",
-            gw.sql(),
-            order_by(q)
+            where_sql(std::iter::once(group).chain(c.on_images()), &mut params),
+            order_by(db.dialect(), q)
         );
-        out.push((registry, repository, images(db, &sql, &gw.params)?));
+        out.push((registry, repository, images(db, &sql, &params)?));
     }
     Ok((out, total))
 }
@@ -244,4 +519,519 @@ pub fn platforms(db: &dyn Db, image_id: i64) -> Result<Vec<Platform>, DbError> {
             size: r.i64("size"),
         })
         .collect())
+}
+
+/// Query plans of the list statements berth generates, on the real schema with the
+/// migrations' planner statistics: every filter and sort is served by an index.
+#[cfg(all(test, feature = "rusqlite"))]
+mod plan_tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::auth::Role;
+    use crate::db::Rows;
+    use crate::db::native::SqliteDb;
+    use crate::http::parse_query;
+
+    /// Records each statement's `EXPLAIN QUERY PLAN`, and answers every total with a
+    /// million so that the page and group statements are issued too.
+    struct Planner {
+        db: SqliteDb,
+        plans: RefCell<Vec<(String, Vec<Step>)>>,
+    }
+
+    /// One line of a query plan: its id, its parent's id, what it does.
+    #[derive(Debug, Clone)]
+    struct Step {
+        id: i64,
+        parent: i64,
+        detail: String,
+    }
+
+    impl Db for Planner {
+        fn dialect(&self) -> Dialect {
+            Dialect::Sqlite
+        }
+
+        fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+            let plan = self
+                .db
+                .query(&format!("EXPLAIN QUERY PLAN {sql}"), params)?;
+            let steps = plan
+                .iter()
+                .map(|r| Step {
+                    id: r.i64("id"),
+                    parent: r.i64("parent"),
+                    detail: r.str("detail").to_owned(),
+                })
+                .collect();
+            self.plans.borrow_mut().push((sql.to_owned(), steps));
+            if sql.starts_with("SELECT (")
+                || sql.starts_with("SELECT COUNT(*) FROM (")
+                || sql.contains("catalog_totals")
+            {
+                return Ok(Rows {
+                    columns: vec!["n".into()],
+                    rows: vec![vec![Value::Integer(1_000_000)]],
+                });
+            }
+            self.db.query(sql, params)
+        }
+    }
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            name: "alice".into(),
+            role,
+        }
+    }
+
+    /// Access paths that bound the rows they read (an owner's images, one tag, one
+    /// repository, a name search's matches, a page's ids): sorting what they return is cheap.
+    const SELECTIVE: &[&str] = &[
+        "images_owner",
+        "images_tag",
+        "images_reference (",
+        "images_name_fts",
+        "INTEGER PRIMARY KEY (rowid=?)",
+    ];
+
+    /// What is wrong with one statement's plan, if anything.
+    fn plan_problems(sql: &str, steps: &[Step]) -> Vec<String> {
+        let mut problems = Vec::new();
+        // Rule 1: `images` is read through an index. The one exception is the rowid b-tree
+        // (the primary key) walked in id order to find a page: it stops at LIMIT.
+        let id_page = sql.contains(" ORDER BY id ") && sql.contains("LIMIT ? OFFSET ?");
+        for s in steps {
+            let d = &s.detail;
+            let bare =
+                d == "SCAN images" || (d.starts_with("SCAN images ") && !d.contains(" INDEX "));
+            if bare && !id_page {
+                problems.push(format!("reads images without an index: {d}"));
+            }
+        }
+        // Rule 2: no sort or grouping of rows found through a non-selective path: that
+        // reads and sorts a large part of the catalog for every page. The rows sorted are
+        // those of the sort step's siblings.
+        for sort in steps.iter().filter(|s| {
+            s.detail.starts_with("USE TEMP B-TREE FOR ORDER BY")
+                || s.detail.starts_with("USE TEMP B-TREE FOR GROUP BY")
+        }) {
+            let bounded = steps
+                .iter()
+                .filter(|s| s.parent == sort.parent && s.id != sort.id)
+                .any(|s| SELECTIVE.iter().any(|x| s.detail.contains(x)));
+            if !bounded {
+                problems.push(format!("sorts an unbounded read: {}", sort.detail));
+            }
+        }
+        // Rule 3: a flat list's total never reads images beyond the caller's own ones or a
+        // selective filter's matches: dimension filters are summed from image_counts.
+        if sql.starts_with("SELECT (") {
+            for s in steps {
+                let d = &s.detail;
+                if (d.contains(" images ") || d.ends_with(" images"))
+                    && !SELECTIVE.iter().any(|x| d.contains(x))
+                {
+                    problems.push(format!("total reads images: {d}"));
+                }
+            }
+        }
+        problems
+    }
+
+    fn plans_for(query: &str, role: Role) -> Vec<(String, Vec<Step>)> {
+        let db = Planner {
+            db: SqliteDb::open_in_memory(),
+            plans: RefCell::new(Vec::new()),
+        };
+        crate::migrations::ensure(&db.db).unwrap();
+        let q = ListQuery::from_v1(&parse_query(query)).unwrap();
+        let caller = caller(role);
+        match q.view {
+            crate::query::View::Grouped => {
+                list_grouped(&db, &q, &caller).unwrap();
+            }
+            _ => {
+                list(&db, &q, &caller).unwrap();
+            }
+        }
+        db.plans.into_inner()
+    }
+
+    /// Every list query shape: each filter, each sort, both directions, the portal's
+    /// combinations, paging and both views.
+    fn queries() -> Vec<String> {
+        let mut out: Vec<String> = [
+            "",
+            "page=3&page_size=20",
+            "category=pytorch",
+            "framework=PyTorch",
+            "is_official=true",
+            "is_official=false",
+            "chip_type=NPU",
+            "applicable_scope=%E8%AE%AD%E7%BB%83",
+            "name=torch",
+            "name=100%25_x",
+            "tag=2.0",
+            "ready=true",
+            "ready=false",
+            "userName=bob",
+            "status=active",
+            "status=importing",
+            "framework=pytorch&chip_type=GPU&applicable_scope=%E8%AE%AD%E7%BB%83",
+            "framework=pytorch&chip_type=GPU&is_official=false&page_size=20",
+            "category=llm&status=active&orderBy=created_at&order=desc",
+            "name=cuda12&framework=pytorch&orderBy=size&order=desc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (name, _) in crate::query::SortKey::NAMES {
+            for order in ["asc", "desc"] {
+                out.push(format!("orderBy={name}&order={order}&page_size=20"));
+                out.push(format!(
+                    "orderBy={name}&order={order}&framework=pytorch&chip_type=GPU"
+                ));
+            }
+        }
+        let flat: Vec<String> = out.iter().map(|q| format!("{q}&flat=true")).collect();
+        let grouped: Vec<String> = out.iter().map(|q| format!("{q}&flat=false")).collect();
+        out.extend(flat);
+        out.extend(grouped);
+        out
+    }
+
+    #[test]
+    #[ignore = "prints every plan: cargo test -p berth-domain print_plans -- --ignored --nocapture"]
+    fn print_plans() {
+        for query in queries() {
+            for role in [Role::User, Role::Admin] {
+                for (sql, steps) in plans_for(&query, role) {
+                    let sql = sql.replace(IMAGE_COLUMNS, "*");
+                    let details: Vec<&str> = steps.iter().map(|s| s.detail.as_str()).collect();
+                    println!("?{query} {role:?}\n  {sql}\n  {details:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn list_queries_never_scan_images_without_an_index() {
+        let mut failures = Vec::new();
+        for query in queries() {
+            for role in [Role::User, Role::Admin] {
+                for (sql, steps) in plans_for(&query, role) {
+                    // Documented: a grouped view with filters counts its groups by reading
+                    // the matching images (docs/api.md).
+                    if query.contains("flat=false")
+                        && sql.starts_with("SELECT COUNT(*) FROM (SELECT 1")
+                    {
+                        continue;
+                    }
+                    for problem in plan_problems(&sql, &steps) {
+                        let sql = sql.replace(IMAGE_COLUMNS, "*");
+                        failures.push(format!("?{query} as {role:?}: {problem}\n  {sql}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} problems:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_rules_catch_what_they_should() {
+        let steps = |lines: &[(i64, i64, &str)]| -> Vec<Step> {
+            lines
+                .iter()
+                .map(|(id, parent, d)| Step {
+                    id: *id,
+                    parent: *parent,
+                    detail: d.to_string(),
+                })
+                .collect()
+        };
+        let scan = steps(&[(2, 0, "SCAN images")]);
+        assert_eq!(plan_problems("SELECT COUNT(*) FROM images", &scan).len(), 1);
+        assert!(
+            plan_problems(
+                "SELECT * FROM images ORDER BY id ASC LIMIT ? OFFSET ?",
+                &scan
+            )
+            .is_empty()
+        );
+        let sort = steps(&[
+            (
+                2,
+                0,
+                "SEARCH images USING INDEX images_framework (framework=?)",
+            ),
+            (3, 0, "USE TEMP B-TREE FOR ORDER BY"),
+        ]);
+        assert_eq!(plan_problems("SELECT * FROM images", &sort).len(), 1);
+        let total = steps(&[(
+            2,
+            0,
+            "SEARCH images USING INDEX images_framework (framework=?)",
+        )]);
+        assert_eq!(
+            plan_problems("SELECT (SELECT COUNT(*) FROM images)", &total).len(),
+            1
+        );
+    }
+}
+
+/// Totals from `image_counts` / `catalog_totals` and name search through the trigram index
+/// give exactly what counting and LIKE give, also after updates and deletes.
+#[cfg(all(test, feature = "rusqlite"))]
+mod equivalence_tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::db::native::SqliteDb;
+    use crate::http::parse_query;
+    use crate::query::View;
+
+    const NAMES: &[&str] = &[
+        "PyTorch-train",
+        "pytorch_50%",
+        "tensor\"flow",
+        "vLLM-serving",
+        "Éclair-ÄBC",
+        "jax",
+        "cuda12.4-py3.11",
+        "notebook",
+    ];
+
+    fn seed(db: &SqliteDb) {
+        crate::migrations::ensure(db).unwrap();
+        let owners = ["alice", "bob", "carol"];
+        let frameworks = [Some("pytorch"), Some("PyTorch"), Some("jax"), None];
+        let scopes = ["[]", "[\"训练\"]", "[\"训练\",\"推理\"]", "[\"开发机\"]"];
+        for i in 0..80usize {
+            let scope_json = scopes[i % 4];
+            db.execute(
+                "INSERT INTO images (name, display_name, category, framework, chip_type, applicable_scopes, \
+                 registry, repository, tag, is_official, visibility, owner, status, publication, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'r.io', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                &[
+                    format!("{}-{i}:t", NAMES[i % NAMES.len()]).into(),
+                    (i % 3 != 0).then(|| format!("{} build {i}", NAMES[(i + 3) % NAMES.len()])).into(),
+                    frameworks[i % 4].map(|f| f.to_lowercase()).into(),
+                    frameworks[(i / 2) % 4].into(),
+                    ["GPU", "CPU", "NPU"][i % 3].into(),
+                    scope_json.into(),
+                    format!("team/repo{}", i / 3).into(),
+                    format!("v{i}").into(),
+                    (i % 7 == 0).into(),
+                    if i % 5 == 0 { "private" } else { "public" }.into(),
+                    owners[i % 3].into(),
+                    ["ready", "ready", "importing", "failed"][i % 4].into(),
+                    ["online", "online", "offline", "pending"][(i / 3) % 4].into(),
+                    format!("2026-01-{:02}T00:00:00.000Z", 1 + i % 28).into(),
+                    "2026-02-01T00:00:00.000Z".into(),
+                ],
+            )
+            .unwrap();
+            let id = db
+                .query("SELECT MAX(id) FROM images", &[])
+                .unwrap()
+                .scalar_i64()
+                .unwrap();
+            let list: Vec<String> = serde_json::from_str(scope_json).unwrap();
+            for s in list {
+                db.execute(
+                    "INSERT INTO image_scopes (image_id, scope) VALUES (?, ?)",
+                    &[id.into(), s.into()],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    /// What a list should return, by reading every row and filtering in Rust.
+    fn expected(db: &SqliteDb, q: &ListQuery, caller: &Caller) -> (Vec<i64>, i64) {
+        let all = images(
+            db,
+            &format!("SELECT {IMAGE_COLUMNS} FROM images ORDER BY id"),
+            &[],
+        )
+        .unwrap();
+        let f = &q.filters;
+        let ieq = |a: &Option<String>, b: &Option<String>| match b {
+            None => true,
+            Some(b) => a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b)),
+        };
+        let contains = |hay: &str, needle: &str| {
+            hay.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        };
+        let matching: Vec<&Image> = all
+            .iter()
+            .filter(|i| can_see(caller, i))
+            .filter(|i| ieq(&i.category, &f.category) && ieq(&i.framework, &f.framework))
+            .filter(|i| f.is_official.is_none_or(|v| i.is_official == v))
+            .filter(|i| f.chip_type.is_none_or(|c| i.chip_type == c.as_str()))
+            .filter(|i| {
+                f.applicable_scope
+                    .as_ref()
+                    .is_none_or(|s| i.applicable_scopes.contains(s))
+            })
+            .filter(|i| {
+                f.name.as_ref().is_none_or(|n| {
+                    contains(&i.name, n)
+                        || i.display_name.as_deref().is_some_and(|d| contains(d, n))
+                })
+            })
+            .filter(|i| f.ready.is_none_or(|r| (i.status == "ready") == r))
+            .filter(|i| match f.status {
+                Some(StatusFilter::Active) => i.is_active(),
+                Some(StatusFilter::Is(a)) => i.status == a.as_str(),
+                None => true,
+            })
+            .collect();
+        let total = match q.view {
+            View::Grouped => {
+                let mut repos: Vec<(&str, &str)> = matching
+                    .iter()
+                    .map(|i| (i.registry.as_str(), i.repository.as_str()))
+                    .collect();
+                repos.sort();
+                repos.dedup();
+                repos.len() as i64
+            }
+            _ => matching.len() as i64,
+        };
+        let mut ids: Vec<i64> = matching.iter().map(|i| i.id).collect();
+        ids.sort();
+        (ids, total)
+    }
+
+    fn actual(db: &SqliteDb, q: &ListQuery, caller: &Caller) -> (Vec<i64>, i64) {
+        let (mut ids, total) = match q.view {
+            View::Grouped => {
+                let (groups, total) = list_grouped(db, q, caller).unwrap();
+                (
+                    groups
+                        .iter()
+                        .flat_map(|(_, _, imgs)| imgs.iter().map(|i| i.id))
+                        .collect::<Vec<_>>(),
+                    total,
+                )
+            }
+            _ => {
+                let (imgs, total) = list(db, q, caller).unwrap();
+                (imgs.iter().map(|i| i.id).collect(), total)
+            }
+        };
+        ids.sort();
+        (ids, total)
+    }
+
+    fn check_all(db: &SqliteDb) {
+        let mut queries = vec![
+            String::new(),
+            "framework=pytorch".into(),
+            "category=PYTORCH&chip_type=GPU".into(),
+            "applicable_scope=%E8%AE%AD%E7%BB%83".into(),
+            "framework=pytorch&chip_type=GPU&applicable_scope=%E8%AE%AD%E7%BB%83".into(),
+            "is_official=true".into(),
+            "ready=false".into(),
+            "status=active".into(),
+            "status=importing&orderBy=created_at&order=desc".into(),
+            "name=py".into(),
+            "name=%25".into(),
+            "name=_".into(),
+            "name=50%25".into(),
+            "name=h_50".into(),
+            "name=tensor%22flow".into(),
+            "name=%C3%A9clair".into(),
+            "name=%C3%89CLAIR".into(),
+            "name=%C3%84bc".into(),
+            "name=BUILD%201".into(),
+            "name=TORCH&framework=jax".into(),
+            "name=cuda12.4-py3.11&orderBy=name".into(),
+        ];
+        for q in queries.clone() {
+            queries.push(format!("{q}&flat=false"));
+        }
+        let mut non_empty = 0;
+        for q in &queries {
+            let q = ListQuery::from_v1(&parse_query(&format!("{q}&page_size=100"))).unwrap();
+            for caller in [
+                Caller {
+                    name: "alice".into(),
+                    role: Role::User,
+                },
+                Caller {
+                    name: "dave".into(),
+                    role: Role::User,
+                },
+                Caller {
+                    name: "root".into(),
+                    role: Role::Admin,
+                },
+            ] {
+                let want = expected(db, &q, &caller);
+                assert_eq!(actual(db, &q, &caller), want, "{q:?} as {caller:?}");
+                non_empty += usize::from(want.1 > 0);
+            }
+        }
+        // The cases are not vacuous: most of them find something.
+        assert!(non_empty > queries.len() * 3 / 2, "{non_empty}");
+    }
+
+    #[test]
+    fn totals_and_name_search_match_counting_and_like() {
+        let db = SqliteDb::open_in_memory();
+        seed(&db);
+        check_all(&db);
+        // Writes keep the counts exact: every tracked column changes, rows go away.
+        db.execute(
+            "UPDATE images SET visibility = 'private' WHERE id % 4 = 0",
+            &[],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE images SET publication = 'online', framework = NULL WHERE id % 6 = 1",
+            &[],
+        )
+        .unwrap();
+        db.execute("UPDATE images SET category = 'JAX', status = 'ready', is_official = 1 WHERE id % 9 = 2", &[]).unwrap();
+        db.execute(
+            "UPDATE images SET applicable_scopes = '[\"训练\"]' WHERE id % 5 = 3",
+            &[],
+        )
+        .unwrap();
+        db.execute("INSERT INTO image_scopes (image_id, scope) SELECT id, '训练' FROM images WHERE id % 5 = 3 ON CONFLICT DO NOTHING", &[]).unwrap();
+        db.execute(
+            "DELETE FROM image_scopes WHERE image_id % 5 = 3 AND scope <> '训练'",
+            &[],
+        )
+        .unwrap();
+        db.execute("UPDATE images SET name = 'renamed-' || id || ':x', display_name = NULL WHERE id % 8 = 5", &[]).unwrap();
+        db.execute(
+            "UPDATE images SET repository = 'team/moved' WHERE id % 10 = 7",
+            &[],
+        )
+        .unwrap();
+        db.execute("DELETE FROM images WHERE id % 11 = 4", &[])
+            .unwrap();
+        check_all(&db);
+        let stored: i64 = db
+            .query("SELECT SUM(n) FROM image_counts", &[])
+            .unwrap()
+            .scalar_i64()
+            .unwrap();
+        let counted = db
+            .query("SELECT COUNT(*) FROM images", &[])
+            .unwrap()
+            .scalar_i64()
+            .unwrap();
+        assert_eq!(stored, counted);
+    }
 }
