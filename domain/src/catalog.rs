@@ -139,19 +139,23 @@ fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response
     let data = match q.view {
         View::Default => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
-            json!({
+            let mut data = json!({
                 "items": images.iter().map(views::v1_item).collect::<Vec<_>>(),
                 "pagination": {
                     "page": q.page.number,
                     "page_size": q.page.size,
-                    "total": total,
-                    "total_pages": q.page.total_pages(total),
+                    "total": total.count,
+                    "total_pages": q.page.total_pages(total.count),
                 },
-            })
+            });
+            mark_capped(&mut data["pagination"], "total_capped", total);
+            data
         }
         View::Flat => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
-            json!({"totalCount": total, "images": images.iter().map(views::flat_item).collect::<Vec<_>>()})
+            let mut data = json!({"totalCount": total.count, "images": images.iter().map(views::flat_item).collect::<Vec<_>>()});
+            mark_capped(&mut data, "totalCountCapped", total);
+            data
         }
         View::Grouped => {
             let (groups, total) = store::list_grouped(ctx.db, &q, caller)?;
@@ -159,10 +163,20 @@ fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response
                 .iter()
                 .map(|(reg, repo, imgs)| views::group(reg, repo, imgs))
                 .collect();
-            json!({"totalCount": total, "images": groups})
+            let mut data = json!({"totalCount": total.count, "images": groups});
+            mark_capped(&mut data, "totalCountCapped", total);
+            data
         }
     };
     Ok(Api::V1.ok(data))
+}
+
+/// A name search's total stopped at [`store::NAME_SEARCH_COUNT_CAP`] says so: `field: true`
+/// (absent when the total is exact).
+fn mark_capped(object: &mut serde_json::Value, field: &str, total: store::Total) {
+    if total.capped {
+        object[field] = json!(true);
+    }
 }
 
 fn detail_v1(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
@@ -181,12 +195,14 @@ pub fn etag(image: &crate::model::Image) -> String {
 fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let q = ListQuery::from_console(&req.query_pairs())?;
     let (images, total) = store::list(ctx.db, &q, caller)?;
-    Ok(Api::Console.ok(json!({
+    let mut data = json!({
         "list": images.iter().map(views::console_item).collect::<Vec<_>>(),
-        "total": total,
+        "total": total.count,
         "pageNo": q.page.number,
         "pageSize": q.page.size,
-    })))
+    });
+    mark_capped(&mut data, "totalCapped", total);
+    Ok(Api::Console.ok(data))
 }
 
 fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {

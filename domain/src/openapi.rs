@@ -404,12 +404,14 @@ fn schemas() -> Value {
 pub fn document() -> Value {
     let image = reference("Image");
     let detail = reference("ImageDetail");
+    let capped = json!({"type": "boolean", "description": "Present (true) when a name search's total stopped at 1,000 matches: there are more"});
     let page = json!({"type": "object", "properties": {
-        "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"}, "total_pages": {"type": "integer"}}});
+        "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"}, "total_pages": {"type": "integer"},
+        "total_capped": capped}});
     let v1_list = v1_envelope(json!({"oneOf": [
         {"type": "object", "properties": {"items": {"type": "array", "items": image}, "pagination": page}},
-        {"type": "object", "properties": {"totalCount": {"type": "integer"}, "images": {"type": "array", "items": reference("FlatImage")}}},
-        {"type": "object", "properties": {"totalCount": {"type": "integer", "description": "Repositories"}, "images": {"type": "array", "items": reference("ImageGroup")}}}
+        {"type": "object", "properties": {"totalCount": {"type": "integer"}, "totalCountCapped": capped, "images": {"type": "array", "items": reference("FlatImage")}}},
+        {"type": "object", "properties": {"totalCount": {"type": "integer", "description": "Repositories"}, "totalCountCapped": capped, "images": {"type": "array", "items": reference("ImageGroup")}}}
     ]}));
     let created_v1 = v1_envelope(
         json!({"type": "object", "properties": {"image_id": {"type": "integer"}, "name": {"type": "string"}}}),
@@ -496,6 +498,7 @@ pub fn document() -> Value {
             "/api/images": {
                 "get": console(Op::new("List images (console)", (200, console_envelope(json!({"type": "object", "properties": {
                     "list": {"type": "array", "items": reference("ConsoleImage")}, "total": {"type": "integer"},
+                    "totalCapped": {"type": "boolean", "description": "Present (true) when a name search's total stopped at 1,000 matches"},
                     "pageNo": {"type": "integer"}, "pageSize": {"type": "integer"}}})))).params(console_list_params())),
                 "post": console(Op::new("Create an image (console)", (201, created_console.clone())).body(reference("ConsoleImageWrite")).errors(WRITE_ERRORS))
             },

@@ -60,6 +60,8 @@ struct Conditions {
     filters: Vec<Condition>,
     /// How the listed arm says "public and online" (see [`filtered`]).
     listed: &'static str,
+    /// The `name` filter's FTS5 phrase, when it is looked up in the trigram index.
+    name_phrase: Option<String>,
 }
 
 impl Default for Conditions {
@@ -67,6 +69,7 @@ impl Default for Conditions {
         Conditions {
             filters: Vec::new(),
             listed: LISTED,
+            name_phrase: None,
         }
     }
 }
@@ -105,6 +108,17 @@ impl Conditions {
             let sql = c.among_few.as_deref().unwrap_or(&c.images);
             (sql, c.params.as_slice())
         })
+    }
+
+    /// A name search matched too many images to use its index for the page: test the name on
+    /// the rows the page walk reads instead (they match densely).
+    fn walk_name(&mut self) {
+        for c in &mut self.filters {
+            if let Some(few) = c.among_few.take() {
+                c.images = few;
+            }
+        }
+        self.name_phrase = None;
     }
 
     /// The filters on `image_counts`, if all of them can be answered there.
@@ -167,6 +181,7 @@ fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
         if d == Dialect::Sqlite && v.chars().count() >= 3 {
             let matching =
                 "id IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH ?)";
+            c.name_phrase = Some(fts_phrase(v));
             c.filters.push(Condition {
                 images: format!("{matching} AND {like}"),
                 params: vec![fts_phrase(v).into(), pattern.clone().into(), pattern.into()],
@@ -287,6 +302,13 @@ fn arm_where(arm: &Arm<'_>, c: &Conditions, params: &mut Vec<Value>) -> String {
 /// filter is one of its columns, else counted through the most selective index.
 fn arm_count(arm: &Arm<'_>, c: &Conditions, params: &mut Vec<Value>) -> String {
     match (arm, c.on_counts()) {
+        // No filter at all: one row of the totals the triggers keep.
+        (Arm::All, Some(counts)) if counts.is_empty() => {
+            "SELECT n FROM catalog_totals WHERE name = 'images'".into()
+        }
+        (Arm::Listed, Some(counts)) if counts.is_empty() => {
+            "SELECT n FROM catalog_totals WHERE name = 'listed_images'".into()
+        }
         (Arm::All | Arm::Listed, Some(counts)) => {
             let listed = matches!(arm, Arm::Listed).then_some((LISTED, &[][..]));
             format!(
@@ -298,23 +320,89 @@ fn arm_count(arm: &Arm<'_>, c: &Conditions, params: &mut Vec<Value>) -> String {
     }
 }
 
-/// The number of images the caller sees that match `c`: one statement, exact.
-fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<i64, DbError> {
+/// How many images (or repositories) a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    pub count: i64,
+    /// A name search matching more than [`NAME_SEARCH_COUNT_CAP`] listed images stops
+    /// counting there: `count` is then a lower bound.
+    pub capped: bool,
+}
+
+impl Total {
+    fn exact(count: i64) -> Total {
+        Total {
+            count,
+            capped: false,
+        }
+    }
+}
+
+/// Matches a name search counts exactly; beyond, its total says "at least this many".
+/// Counting every match of a common substring (a third of a million-image catalog) would
+/// cost hundreds of milliseconds per page; a thousand take a few (docs/api.md).
+pub const NAME_SEARCH_COUNT_CAP: i64 = 1_000;
+
+/// The number of images the caller sees that match `c`: one statement.
+fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError> {
     let mut params = Vec::new();
+    let Some(phrase) = &c.name_phrase else {
+        let parts: Vec<String> = arms(caller)
+            .iter()
+            .map(|arm| format!("({})", arm_count(arm, c, &mut params)))
+            .collect();
+        let sql = format!("SELECT {}", parts.join(" + "));
+        return Ok(Total::exact(
+            db.query(&sql, &params)?.scalar_i64().unwrap_or(0),
+        ));
+    };
+    // A name search: the catalog-wide arm is counted by walking the trigram index's
+    // matches, up to the cap; the caller's own images exactly, through the owner index.
     let parts: Vec<String> = arms(caller)
         .iter()
-        .map(|arm| format!("({})", arm_count(arm, c, &mut params)))
+        .map(|arm| match arm {
+            Arm::OwnUnlisted(_) => format!("({})", arm_count(arm, c, &mut params)),
+            Arm::All | Arm::Listed => {
+                params.push(phrase.clone().into());
+                let own = arm.clause(c.listed);
+                let own = own.as_ref().map(|(sql, p)| (sql.as_str(), p.as_slice()));
+                let w = where_sql(own.into_iter().chain(c.among_few()), &mut params);
+                format!(
+                    "(SELECT COUNT(*) FROM (SELECT 1 FROM (SELECT rowid AS matched FROM images_name_fts \
+                     WHERE images_name_fts MATCH ?) m JOIN images ON images.id = m.matched{w} LIMIT {}) capped)",
+                    NAME_SEARCH_COUNT_CAP + 1
+                )
+            }
+        })
         .collect();
-    Ok(db
-        .query(&format!("SELECT {}", parts.join(" + ")), &params)?
-        .scalar_i64()
-        .unwrap_or(0))
+    let rows = db.query(&format!("SELECT {}", parts.join(", ")), &params)?;
+    let values = rows.rows.first().cloned().unwrap_or_default();
+    let (mut count, mut capped) = (0, false);
+    for (arm, v) in arms(caller).iter().zip(values) {
+        let n = v.as_i64().unwrap_or(0);
+        match arm {
+            Arm::OwnUnlisted(_) => count += n,
+            Arm::All | Arm::Listed => {
+                capped = n > NAME_SEARCH_COUNT_CAP;
+                count += n.min(NAME_SEARCH_COUNT_CAP);
+            }
+        }
+    }
+    Ok(Total { count, capped })
 }
 
 /// The number of repositories holding an image the caller sees that matches `c`. Without
 /// filters it is read from the totals the triggers keep (plus, for a user, their own
 /// repositories that have no listed image); with filters the groups are counted.
-fn group_count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<i64, DbError> {
+fn group_count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError> {
+    let mut limit = String::new();
+    let mut capped_search = false;
+    if c.name_phrase.is_some() && count(db, c, caller)?.capped {
+        // Too many matches to group them all: count repositories up to the cap, walking
+        // them in order and testing the name on the way.
+        capped_search = true;
+        limit = format!(" LIMIT {}", NAME_SEARCH_COUNT_CAP + 1);
+    }
     let (sql, params): (String, Vec<Value>) = match (c.filters.is_empty(), caller.is_admin()) {
         (true, true) => (
             "SELECT n FROM catalog_totals WHERE name = 'repositories'".into(),
@@ -332,16 +420,28 @@ fn group_count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<i64, DbEr
             let mut visible = Conditions::default();
             visible_conditions(&mut visible, caller);
             let mut params = Vec::new();
-            let w = where_sql(visible.on_images().chain(c.on_images()), &mut params);
+            let filters = if capped_search {
+                where_sql(visible.on_images().chain(c.among_few()), &mut params)
+            } else {
+                where_sql(visible.on_images().chain(c.on_images()), &mut params)
+            };
             (
                 format!(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM images{w} GROUP BY registry, repository) g"
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM images{filters} GROUP BY registry, repository{limit}) g"
                 ),
                 params,
             )
         }
     };
-    Ok(db.query(&sql, &params)?.scalar_i64().unwrap_or(0))
+    let n = db.query(&sql, &params)?.scalar_i64().unwrap_or(0);
+    Ok(Total {
+        count: if capped_search {
+            n.min(NAME_SEARCH_COUNT_CAP)
+        } else {
+            n
+        },
+        capped: capped_search && n > NAME_SEARCH_COUNT_CAP,
+    })
 }
 
 /// The single-statement visibility filter, for queries that group.
@@ -399,11 +499,14 @@ fn images(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Image>, DbErro
 }
 
 /// One page of matching images and the total number of matches.
-pub fn list(db: &dyn Db, q: &ListQuery, caller: &Caller) -> Result<(Vec<Image>, i64), DbError> {
-    let c = filtered(db, &q.filters, q.sort.key != SortKey::Id);
+pub fn list(db: &dyn Db, q: &ListQuery, caller: &Caller) -> Result<(Vec<Image>, Total), DbError> {
+    let mut c = filtered(db, &q.filters, q.sort.key != SortKey::Id);
     let total = count(db, &c, caller)?;
-    if q.page.offset() >= total {
+    if q.page.offset() >= total.count && !total.capped {
         return Ok((Vec::new(), total));
+    }
+    if total.capped {
+        c.walk_name();
     }
     // The page's ids first: each arm reads (id, sort key) in sort order, a compound ORDER BY
     // ... LIMIT merges them and stops early, and only what is sorted or skipped is narrow.
@@ -441,41 +544,46 @@ pub fn list_grouped(
     db: &dyn Db,
     q: &ListQuery,
     caller: &Caller,
-) -> Result<(Vec<(String, String, Vec<Image>)>, i64), DbError> {
+) -> Result<(Vec<(String, String, Vec<Image>)>, Total), DbError> {
     let mut c = filtered(db, &q.filters, true);
     let total = group_count(db, &c, caller)?;
+    if q.page.offset() >= total.count && !total.capped {
+        return Ok((Vec::new(), total));
+    }
+    if total.capped {
+        c.walk_name();
+    }
     visible_conditions(&mut c, caller);
     let mut params = Vec::new();
     let w = where_sql(c.on_images(), &mut params);
-    if q.page.offset() >= total {
-        return Ok((Vec::new(), total));
-    }
     params.extend([
         Value::Integer(q.page.size as i64),
         Value::Integer(q.page.offset()),
     ]);
-    let groups = db.query(
-        &format!(
-            "SELECT registry, repository FROM images{w} GROUP BY registry, repository \
-             ORDER BY registry, repository LIMIT ? OFFSET ?"
-        ),
-        &params,
-    )?;
-    let mut out = Vec::new();
-    for g in groups.iter() {
-        let (registry, repository) = (g.str("registry").to_owned(), g.str("repository").to_owned());
-        let key = [
-            Value::from(registry.as_str()),
-            Value::from(repository.as_str()),
-        ];
-        let mut params = Vec::new();
-        let group = ("registry = ? AND repository = ?", &key[..]);
-        let sql = format!(
-            "SELECT {IMAGE_COLUMNS} FROM images{}{}",
-            where_sql(std::iter::once(group).chain(c.on_images()), &mut params),
-            order_by(db.dialect(), q)
-        );
-        out.push((registry, repository, images(db, &sql, &params)?));
+    // One statement: the page's repositories, then every matching image in them, in
+    // repository order and the list's order within each.
+    let mut rows_params = params;
+    let outer = where_sql(c.on_images(), &mut rows_params);
+    let order = order_by(db.dialect(), q);
+    let within = order.trim_start().trim_start_matches("ORDER BY ");
+    let sql = format!(
+        "SELECT {IMAGE_COLUMNS} FROM (SELECT registry AS page_registry, repository AS page_repository \
+         FROM images{w} GROUP BY registry, repository ORDER BY registry, repository LIMIT ? OFFSET ?) page \
+         JOIN images ON images.registry = page.page_registry AND images.repository = page.page_repository\
+         {outer} ORDER BY registry, repository, {within}"
+    );
+    let mut out: Vec<(String, String, Vec<Image>)> = Vec::new();
+    for image in images(db, &sql, &rows_params)? {
+        match out.last_mut() {
+            Some((reg, repo, imgs)) if *reg == image.registry && *repo == image.repository => {
+                imgs.push(image)
+            }
+            _ => out.push((
+                image.registry.clone(),
+                image.repository.clone(),
+                vec![image],
+            )),
+        }
     }
     Ok((out, total))
 }
@@ -929,7 +1037,8 @@ mod equivalence_tests {
             }
         };
         ids.sort();
-        (ids, total)
+        assert!(!total.capped);
+        (ids, total.count)
     }
 
     fn check_all(db: &SqliteDb) {
@@ -986,6 +1095,53 @@ mod equivalence_tests {
     }
 
     #[test]
+    fn name_search_totals_stop_at_the_cap_and_pages_stay_right() {
+        let db = SqliteDb::open_in_memory();
+        crate::migrations::ensure(&db).unwrap();
+        for i in 0..1_300 {
+            db.execute(
+                "INSERT INTO images (name, registry, repository, tag, visibility, owner, created_at, updated_at) \
+                 VALUES (?, 'r.io', ?, 't', ?, ?, 'x', 'x')",
+                &[
+                    format!("common-{i:04}").into(),
+                    format!("team/repo{i:04}").into(),
+                    if i % 10 == 0 { "private" } else { "public" }.into(),
+                    if i % 20 == 0 { "alice" } else { "bob" }.into(),
+                ],
+            )
+            .unwrap();
+        }
+        let alice = Caller {
+            name: "alice".into(),
+            role: Role::User,
+        };
+        let q = |s: &str| ListQuery::from_v1(&parse_query(s)).unwrap();
+        // common-0xxx: 900 listed matches and alice's 50 private ones, counted exactly.
+        let (_, total) = list(&db, &q("name=common-0"), &alice).unwrap();
+        assert_eq!(
+            total,
+            Total {
+                count: 950,
+                capped: false
+            }
+        );
+        // All 1,170 listed matches exceed the cap: "at least 1,000", plus her 65 exactly.
+        let (page, total) = list(&db, &q("name=COMMON&page=3&page_size=5"), &alice).unwrap();
+        assert!(total.capped);
+        assert_eq!(total.count, NAME_SEARCH_COUNT_CAP + 65);
+        let ids: Vec<i64> = page.iter().map(|i| i.id).collect();
+        let all = expected(&db, &q("name=COMMON&page_size=100"), &alice).0;
+        assert_eq!(ids, all[10..15].to_vec());
+        // Past the capped total there are still pages.
+        let (far, _) = list(&db, &q("name=common&page=300&page_size=4"), &alice).unwrap();
+        assert_eq!(far.len(), 4);
+        let (groups, total) =
+            list_grouped(&db, &q("name=common&flat=false&page_size=3"), &alice).unwrap();
+        assert!(total.capped);
+        assert_eq!(groups.len(), 3);
+    }
+
+    #[test]
     fn totals_and_name_search_match_counting_and_like() {
         let db = SqliteDb::open_in_memory();
         seed(&db);
@@ -1033,5 +1189,14 @@ mod equivalence_tests {
             .scalar_i64()
             .unwrap();
         assert_eq!(stored, counted);
+        let totals = db
+            .query(
+                "SELECT (SELECT n FROM catalog_totals WHERE name = 'images') - (SELECT COUNT(*) FROM images), \
+                 (SELECT n FROM catalog_totals WHERE name = 'listed_images') - \
+                 (SELECT COUNT(*) FROM images WHERE visibility = 'public' AND publication = 'online')",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(totals.rows[0], vec![Value::Integer(0), Value::Integer(0)]);
     }
 }

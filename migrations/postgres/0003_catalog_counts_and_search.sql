@@ -56,7 +56,8 @@ WHEN (OLD.visibility IS DISTINCT FROM NEW.visibility OR OLD.publication IS DISTI
 EXECUTE FUNCTION image_counts_track();
 
 -- The grouped view's total without grouping every row: images per repository and how many
--- repositories have any image / any listed (public, online) image, kept by a trigger.
+-- repositories have any image / any listed (public, online) image; and how many images
+-- there are and how many are listed (the unfiltered list's total), kept by a trigger.
 CREATE TABLE repositories (
     registry   TEXT   NOT NULL,
     repository TEXT   NOT NULL,
@@ -66,7 +67,7 @@ CREATE TABLE repositories (
 );
 
 CREATE TABLE catalog_totals (
-    name TEXT   PRIMARY KEY,   -- repositories | listed_repositories
+    name TEXT   PRIMARY KEY,   -- repositories | listed_repositories | images | listed_images
     n    BIGINT NOT NULL
 );
 
@@ -80,6 +81,12 @@ SELECT 'repositories', COUNT(*) FROM repositories WHERE images > 0;
 
 INSERT INTO catalog_totals (name, n)
 SELECT 'listed_repositories', COUNT(*) FROM repositories WHERE listed > 0;
+
+INSERT INTO catalog_totals (name, n)
+SELECT 'images', COALESCE(SUM(images), 0) FROM repositories;
+
+INSERT INTO catalog_totals (name, n)
+SELECT 'listed_images', COALESCE(SUM(listed), 0) FROM repositories;
 
 CREATE FUNCTION repositories_track() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -99,6 +106,10 @@ BEGIN
         IF was_listed AND r.listed = 0 THEN
             UPDATE catalog_totals SET n = n - 1 WHERE name = 'listed_repositories';
         END IF;
+        UPDATE catalog_totals SET n = n - 1 WHERE name = 'images';
+        IF was_listed THEN
+            UPDATE catalog_totals SET n = n - 1 WHERE name = 'listed_images';
+        END IF;
     END IF;
     IF TG_OP <> 'DELETE' THEN
         is_listed := NEW.visibility = 'public' AND NEW.publication = 'online';
@@ -112,6 +123,10 @@ BEGIN
         END IF;
         IF is_listed AND r.listed = 1 THEN
             UPDATE catalog_totals SET n = n + 1 WHERE name = 'listed_repositories';
+        END IF;
+        UPDATE catalog_totals SET n = n + 1 WHERE name = 'images';
+        IF is_listed THEN
+            UPDATE catalog_totals SET n = n + 1 WHERE name = 'listed_images';
         END IF;
     END IF;
     RETURN NULL;
@@ -130,7 +145,7 @@ EXECUTE FUNCTION repositories_track();
 -- A caller's own images: the owner, then the columns that decide whether an image is
 -- listed, so that a user's own unlisted images are counted and found from the index alone.
 DROP INDEX images_owner;
-CREATE INDEX images_owner ON images (owner, visibility, publication);
+CREATE INDEX images_owner ON images (owner, visibility, publication, created_at);
 
 -- The `name` filter (ILIKE '%term%' on name or display name) through pg_trgm GIN indexes,
 -- when the extension can be created; without it the same query scans, with the same results.

@@ -63,7 +63,8 @@ END;
 
 -- The grouped view's total (repositories with a visible image) without grouping a million
 -- rows: images per repository, and how many repositories have any image / any listed
--- (public, online) image, kept by triggers.
+-- (public, online) image, kept by triggers; and the unfiltered list's total: how many
+-- images there are and how many are listed.
 CREATE TABLE repositories (
     registry   TEXT    NOT NULL,
     repository TEXT    NOT NULL,
@@ -73,7 +74,7 @@ CREATE TABLE repositories (
 );
 
 CREATE TABLE catalog_totals (
-    name TEXT    PRIMARY KEY,   -- repositories | listed_repositories
+    name TEXT    PRIMARY KEY,   -- repositories | listed_repositories | images | listed_images
     n    INTEGER NOT NULL
 );
 
@@ -87,6 +88,12 @@ SELECT 'repositories', COUNT(*) FROM repositories WHERE images > 0;
 INSERT INTO catalog_totals (name, n)
 SELECT 'listed_repositories', COUNT(*) FROM repositories WHERE listed > 0;
 
+INSERT INTO catalog_totals (name, n)
+SELECT 'images', COALESCE(SUM(images), 0) FROM repositories;
+
+INSERT INTO catalog_totals (name, n)
+SELECT 'listed_images', COALESCE(SUM(listed), 0) FROM repositories;
+
 CREATE TRIGGER repositories_insert AFTER INSERT ON images
 BEGIN
     INSERT INTO repositories (registry, repository, images, listed)
@@ -99,6 +106,9 @@ BEGIN
     UPDATE repositories
     SET images = images + 1, listed = listed + (NEW.visibility = 'public' AND NEW.publication = 'online')
     WHERE registry = NEW.registry AND repository = NEW.repository;
+    UPDATE catalog_totals SET n = n + 1 WHERE name = 'images';
+    UPDATE catalog_totals SET n = n + 1 WHERE name = 'listed_images'
+      AND NEW.visibility = 'public' AND NEW.publication = 'online';
 END;
 
 CREATE TRIGGER repositories_delete AFTER DELETE ON images
@@ -111,6 +121,9 @@ BEGIN
     UPDATE catalog_totals SET n = n - 1 WHERE name = 'listed_repositories'
       AND OLD.visibility = 'public' AND OLD.publication = 'online'
       AND (SELECT listed FROM repositories WHERE registry = OLD.registry AND repository = OLD.repository) = 0;
+    UPDATE catalog_totals SET n = n - 1 WHERE name = 'images';
+    UPDATE catalog_totals SET n = n - 1 WHERE name = 'listed_images'
+      AND OLD.visibility = 'public' AND OLD.publication = 'online';
 END;
 
 CREATE TRIGGER repositories_update AFTER UPDATE OF registry, repository, visibility, publication ON images
@@ -135,12 +148,23 @@ BEGIN
     UPDATE repositories
     SET images = images + 1, listed = listed + (NEW.visibility = 'public' AND NEW.publication = 'online')
     WHERE registry = NEW.registry AND repository = NEW.repository;
+    UPDATE catalog_totals
+    SET n = n + (NEW.visibility = 'public' AND NEW.publication = 'online')
+              - (OLD.visibility = 'public' AND OLD.publication = 'online')
+    WHERE name = 'listed_images';
 END;
 
 -- A caller's own images: the owner, then the columns that decide whether an image is
--- listed, so that a user's own unlisted images are counted and found from the index alone.
+-- listed, so that a user's own unlisted images are counted (and, newest first, found) from
+-- the index alone.
 DROP INDEX images_owner;
-CREATE INDEX images_owner ON images (owner, visibility, publication);
+CREATE INDEX images_owner ON images (owner, visibility, publication, created_at);
+
+-- The listed images newest first (the portal's usual view) from one index, no row reads.
+-- Its WHERE is the listed arm exactly as store.rs writes it when it walks a sort order
+-- (`+publication`: publication's own index is not to be used there).
+CREATE INDEX images_listed_created_at ON images (created_at)
+WHERE visibility = 'public' AND +publication = 'online';
 
 -- The `name` filter (case-insensitive substring of name or display name) through a trigram
 -- index: FTS5 finds the candidates, the LIKE that follows in the query keeps the exact
@@ -192,7 +216,8 @@ INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
     ('images', 'images_chip_type',     '1000000 800000 1'),
     ('images', 'images_status',        '1000000 900000 1'),
     ('images', 'images_publication',   '1000000 850000 1'),
-    ('images', 'images_owner',         '1000000 200 100 60 noskipscan'),
+    ('images', 'images_owner',         '1000000 200 100 60 1 noskipscan'),
+    ('images', 'images_listed_created_at', '600000 1'),
     ('images', 'images_tag',           '1000000 20 1'),
     ('images', 'images_reference',     '1000000 5 1 1'),
     ('images', 'sqlite_autoindex_images_1', '1000000 1'),
