@@ -35,7 +35,7 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn host_binary() -> PathBuf {
+pub fn host_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("BERTH_BIN") {
         return PathBuf::from(bin);
     }
