@@ -59,6 +59,24 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    pub fn empty() -> Outcome {
+        Outcome {
+            latencies_us: Vec::new(),
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Pools another run's requests into this one (rounds of the same scenario).
+    pub fn merge(&mut self, other: Outcome) {
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.elapsed += other.elapsed;
+    }
+
     pub fn requests(&self) -> u64 {
         self.latencies_us.len() as u64
     }
@@ -140,9 +158,14 @@ struct WorkerResult {
     first_error: Option<String>,
 }
 
-/// Drives `scenario` against `addr` as `plan` says.
-pub async fn run(addr: SocketAddr, scenario: Arc<dyn Scenario>, plan: Plan) -> Result<Outcome> {
-    let next = Arc::new(AtomicU64::new(0));
+/// Drives `scenario` against `addr` as `plan` says; `next` numbers the requests (shared by
+/// the rounds of one scenario, so they continue where the last round stopped).
+pub async fn run(
+    addr: SocketAddr,
+    scenario: Arc<dyn Scenario>,
+    plan: Plan,
+    next: Arc<AtomicU64>,
+) -> Result<Outcome> {
     let measured = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let measure_from = start + plan.warmup;

@@ -10,7 +10,7 @@ mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Rounds: each scenario's time is split into this many turns, taken in turn by every
+    /// size, so that the shared machine's noise falls on all sizes alike (default 3,
+    /// `--quick` 1).
+    #[arg(long)]
+    rounds: Option<u32>,
     /// Run only these scenarios (comma-separated; `hello` always runs).
     #[arg(long, value_delimiter = ',')]
     scenarios: Option<Vec<String>>,
@@ -175,13 +180,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         max_requests: args.max_requests,
     };
     let burst = args.burst.unwrap_or(if args.quick { 1_000 } else { 5_000 });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
 
     // One async worker for the load generator (and the Harbor simulator): the host gets the rest.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let mut report = Report::new(&args, &sizes, plan);
+    let mut report = Report::new(&args, &sizes, plan, rounds);
     rt.block_on(async {
         // Harbor: an in-process simulator, so no request can leave the machine. The
         // scenarios' events are answered from the database alone and never reach it.
@@ -208,6 +214,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         let cache = dir.join("compile-cache");
 
+        // Every size is seeded and served first; then the scenarios run in rounds across
+        // all of them (each host idles while another is measured).
+        let mut running = Vec::new();
         for (i, &n) in sizes.iter().enumerate() {
             let state = dir.join(format!("n{n}"));
             let seeded = if args.reuse && state.join("sqlite_db.db").exists() {
@@ -260,35 +269,64 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     state.display()
                 );
             }
-
-            let mut size = SizeReport::new(n, &seeded, warm_start, first_list, idle_rss);
             let progress = Arc::new(Progress::new(&seeded.progress_targets));
-            for (name, _) in SCENARIOS {
-                if !selected(name) {
-                    continue;
-                }
-                let (scenario, plan): (Arc<dyn Scenario>, Plan) = match *name {
-                    "progress" => (progress.clone(), plan),
-                    "webhooks" => (
-                        scenario(name, &seeded, &token),
-                        Plan {
-                            max_requests: burst,
+            let scenarios: Vec<Measured> = SCENARIOS
+                .iter()
+                .filter(|(name, _)| selected(name))
+                .map(|(name, _)| Measured {
+                    name,
+                    scenario: match *name {
+                        "progress" => progress.clone(),
+                        _ => scenario(name, &seeded, &token),
+                    },
+                    next: Arc::new(AtomicU64::new(0)),
+                    outcome: load::Outcome::empty(),
+                })
+                .collect();
+            running.push(Running {
+                size: SizeReport::new(n, &seeded, warm_start, first_list, idle_rss),
+                state,
+                host,
+                progress,
+                scenarios,
+            });
+        }
+
+        let rounds = rounds.max(1);
+        let turn = Plan {
+            duration: plan.duration / rounds,
+            ..plan
+        };
+        for round in 1..=rounds {
+            for k in 0..running.first().map_or(0, |r| r.scenarios.len()) {
+                for r in running.iter_mut() {
+                    let m = &mut r.scenarios[k];
+                    let plan = match m.name {
+                        // A burst of a fixed number of events, however long it takes.
+                        "webhooks" => Plan {
+                            max_requests: burst.div_ceil(rounds as u64),
                             duration: Duration::from_secs(600),
-                            ..plan
+                            ..turn
                         },
-                    ),
-                    _ => (scenario(name, &seeded, &token), plan),
-                };
-                eprintln!("bench: n={n} {name}");
-                let outcome = load::run(host.addr, scenario, plan).await?;
-                size.rows.push(Row::new(name, &outcome));
+                        _ => turn,
+                    };
+                    eprintln!("bench: round {round}/{rounds} n={} {}", r.size.n, m.name);
+                    let outcome =
+                        load::run(r.host.addr, m.scenario.clone(), plan, m.next.clone()).await?;
+                    m.outcome.merge(outcome);
+                }
+            }
+        }
+        for mut r in running {
+            for m in &r.scenarios {
+                r.size.rows.push(Row::new(m.name, &m.outcome));
             }
             if selected("progress") {
-                size.progress_check = Some(progress.verify(&state.join("sqlite_db.db"))?);
+                r.size.progress_check = Some(r.progress.verify(&r.state.join("sqlite_db.db"))?);
             }
-            (size.rss_peak_kib, size.rss_hwm_kib) = host.rss_kib();
-            drop(host);
-            report.sizes.push(size);
+            (r.size.rss_peak_kib, r.size.rss_hwm_kib) = r.host.rss_kib();
+            drop(r.host);
+            report.sizes.push(r.size);
         }
         sim.shutdown();
         anyhow::Ok(())
@@ -330,6 +368,23 @@ fn hello_wasm(app_dir: &Path) -> Result<PathBuf> {
         }
     }
     Ok(wasm)
+}
+
+/// One catalog size being measured: its host, its scenarios and what they measured so far.
+struct Running {
+    size: SizeReport,
+    state: PathBuf,
+    host: Host,
+    progress: Arc<Progress>,
+    scenarios: Vec<Measured>,
+}
+
+/// A scenario on one size, its request counter and its pooled rounds.
+struct Measured {
+    name: &'static str,
+    scenario: Arc<dyn Scenario>,
+    next: Arc<AtomicU64>,
+    outcome: load::Outcome,
 }
 
 /// A scenario whose requests are a function of their number.

@@ -83,6 +83,7 @@ impl SizeReport {
 pub struct Report {
     command: String,
     plan: Plan,
+    rounds: u32,
     pub wasm_sizes: Vec<(String, u64)>,
     pub cold_start: Option<Duration>,
     pub sizes: Vec<SizeReport>,
@@ -125,11 +126,11 @@ fn machine() -> String {
 }
 
 impl Report {
-    pub fn new(args: &BenchArgs, sizes: &[usize], plan: Plan) -> Report {
+    pub fn new(args: &BenchArgs, sizes: &[usize], plan: Plan, rounds: u32) -> Report {
         let sizes: Vec<String> = sizes.iter().map(|n| count_label(*n)).collect();
         Report {
             command: format!(
-                "berth bench --sizes {}{}{} --concurrency {}",
+                "berth bench --sizes {}{}{} --concurrency {} --rounds {rounds}",
                 sizes.join(","),
                 if args.quick { " --quick" } else { "" },
                 args.scenarios
@@ -139,6 +140,7 @@ impl Report {
                 plan.concurrency
             ),
             plan,
+            rounds,
             wasm_sizes: Vec::new(),
             cold_start: None,
             sizes: Vec::new(),
@@ -151,13 +153,15 @@ impl Report {
         let _ = writeln!(s, "# berth bench\n");
         let _ = writeln!(
             s,
-            "`{}`: {} connections, {:.1} s warm-up then {:.1} s (or {} requests) per scenario; \
+            "`{}`: {} connections; per scenario and size {:.1} s measured (or {} requests), \
+             in {} rounds taken in turn by every size, each after a {:.1} s warm-up; \
              host `berth up` with `BERTH_LOG=warn`.\n",
             self.command,
             p.concurrency,
-            p.warmup.as_secs_f64(),
             p.duration.as_secs_f64(),
-            p.max_requests
+            p.max_requests,
+            self.rounds,
+            p.warmup.as_secs_f64(),
         );
         s.push_str(&machine());
         s.push('\n');
