@@ -1,7 +1,7 @@
 //! The catalog component's routes: every read of both APIs. Writes on the same paths are
 //! forwarded to other components (see [`forward_target`]).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::{self, Caller};
 use crate::config::Context;
@@ -139,8 +139,8 @@ fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response
     let data = match q.view {
         View::Default => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
+            // Arrays are moved into place: `json!` would serialize each item again.
             let mut data = json!({
-                "items": images.iter().map(views::v1_item).collect::<Vec<_>>(),
                 "pagination": {
                     "page": q.page.number,
                     "page_size": q.page.size,
@@ -149,21 +149,25 @@ fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response
                 },
             });
             mark_capped(&mut data["pagination"], "total_capped", total);
+            data["items"] = Value::Array(images.iter().map(views::v1_item).collect());
             data
         }
         View::Flat => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
-            let mut data = json!({"totalCount": total.count, "images": images.iter().map(views::flat_item).collect::<Vec<_>>()});
+            let mut data = json!({"totalCount": total.count});
+            data["images"] = Value::Array(images.iter().map(views::flat_item).collect());
             mark_capped(&mut data, "totalCountCapped", total);
             data
         }
         View::Grouped => {
             let (groups, total) = store::list_grouped(ctx.db, &q, caller)?;
-            let groups: Vec<_> = groups
-                .iter()
-                .map(|(reg, repo, imgs)| views::group(reg, repo, imgs))
-                .collect();
-            let mut data = json!({"totalCount": total.count, "images": groups});
+            let mut data = json!({"totalCount": total.count});
+            data["images"] = Value::Array(
+                groups
+                    .iter()
+                    .map(|(reg, repo, imgs)| views::group(reg, repo, imgs))
+                    .collect(),
+            );
             mark_capped(&mut data, "totalCountCapped", total);
             data
         }
@@ -196,12 +200,12 @@ fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Res
     let q = ListQuery::from_console(&req.query_pairs())?;
     let (images, total) = store::list(ctx.db, &q, caller)?;
     let mut data = json!({
-        "list": images.iter().map(views::console_item).collect::<Vec<_>>(),
         "total": total.count,
         "pageNo": q.page.number,
         "pageSize": q.page.size,
     });
     mark_capped(&mut data, "totalCapped", total);
+    data["list"] = Value::Array(images.iter().map(views::console_item).collect());
     Ok(Api::Console.ok(data))
 }
 

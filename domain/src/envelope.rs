@@ -31,16 +31,18 @@ impl Api {
 
     /// A success body with a status and an optional message (console messages as the seeds show).
     pub fn ok_with(self, status: u16, data: Value, message: Option<&str>) -> Response {
-        let body = match self {
-            Api::V1 => json!({"code": 0, "message": message.unwrap_or("success"), "data": data}),
+        // `data` is moved in, not copied (`json!` would serialize it again).
+        let mut body = match self {
+            Api::V1 => json!({"code": 0, "message": message.unwrap_or("success")}),
             Api::Console => {
-                let mut b = json!({"success": true, "data": data});
+                let mut b = json!({"success": true});
                 if let Some(m) = message {
                     b["message"] = json!(m);
                 }
                 b
             }
         };
+        body["data"] = data;
         Response::json(status, &body)
     }
 }
