@@ -1,7 +1,7 @@
 //! The catalog component's routes: every read of both APIs. Writes on the same paths are
 //! forwarded to other components (see [`forward_target`]).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::{self, Caller};
 use crate::config::Context;
@@ -136,51 +136,74 @@ pub fn visible_image(
 
 fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let q = ListQuery::from_v1(&req.query_pairs())?;
-    let data = match q.view {
+    Ok(match q.view {
         View::Default => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
-            // Arrays are moved into place: `json!` would serialize each item again.
-            let mut data = json!({
-                "pagination": {
-                    "page": q.page.number,
-                    "page_size": q.page.size,
-                    "total": total.count,
-                    "total_pages": q.page.total_pages(total.count),
+            Api::V1.ok(V1Page {
+                pagination: Pagination {
+                    page: q.page.number,
+                    page_size: q.page.size,
+                    total: total.count,
+                    total_pages: q.page.total_pages(total.count),
+                    total_capped: capped(total),
                 },
-            });
-            mark_capped(&mut data["pagination"], "total_capped", total);
-            data["items"] = Value::Array(images.iter().map(views::v1_item).collect());
-            data
+                items: images.iter().map(views::v1_item).collect(),
+            })
         }
         View::Flat => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
-            let mut data = json!({"totalCount": total.count});
-            data["images"] = Value::Array(images.iter().map(views::flat_item).collect());
-            mark_capped(&mut data, "totalCountCapped", total);
-            data
+            Api::V1.ok(ImagesPage {
+                total_count: total.count,
+                total_count_capped: capped(total),
+                images: images.iter().map(views::flat_item).collect(),
+            })
         }
         View::Grouped => {
             let (groups, total) = store::list_grouped(ctx.db, &q, caller)?;
-            let mut data = json!({"totalCount": total.count});
-            data["images"] = Value::Array(
-                groups
+            Api::V1.ok(ImagesPage {
+                total_count: total.count,
+                total_count_capped: capped(total),
+                images: groups
                     .iter()
                     .map(|(reg, repo, imgs)| views::group(reg, repo, imgs))
                     .collect(),
-            );
-            mark_capped(&mut data, "totalCountCapped", total);
-            data
+            })
         }
-    };
-    Ok(Api::V1.ok(data))
+    })
 }
 
-/// A name search's total stopped at [`store::NAME_SEARCH_COUNT_CAP`] says so: `field: true`
-/// (absent when the total is exact).
-fn mark_capped(object: &mut serde_json::Value, field: &str, total: store::Total) {
-    if total.capped {
-        object[field] = json!(true);
-    }
+/// A page of `/api/v1/images`.
+#[derive(serde::Serialize)]
+struct V1Page<'a> {
+    pagination: Pagination,
+    items: Vec<views::V1Item<'a>>,
+}
+
+/// `/api/v1/images`' pagination.
+#[derive(serde::Serialize)]
+struct Pagination {
+    page: u32,
+    page_size: u32,
+    total: i64,
+    total_pages: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_capped: Option<bool>,
+}
+
+/// Seed 003's page of images (flat or grouped).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImagesPage<T> {
+    total_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_count_capped: Option<bool>,
+    images: Vec<T>,
+}
+
+/// A name search's total stopped at [`store::NAME_SEARCH_COUNT_CAP`] says so with `true`;
+/// the flag is absent when the total is exact.
+fn capped(total: store::Total) -> Option<bool> {
+    total.capped.then_some(true)
 }
 
 fn detail_v1(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
@@ -199,14 +222,23 @@ pub fn etag(image: &crate::model::Image) -> String {
 fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let q = ListQuery::from_console(&req.query_pairs())?;
     let (images, total) = store::list(ctx.db, &q, caller)?;
-    let mut data = json!({
-        "total": total.count,
-        "pageNo": q.page.number,
-        "pageSize": q.page.size,
-    });
-    mark_capped(&mut data, "totalCapped", total);
-    data["list"] = Value::Array(images.iter().map(views::console_item).collect());
-    Ok(Api::Console.ok(data))
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ConsolePage<'a> {
+        total: i64,
+        page_no: u32,
+        page_size: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total_capped: Option<bool>,
+        list: Vec<views::ConsoleItem<'a>>,
+    }
+    Ok(Api::Console.ok(ConsolePage {
+        total: total.count,
+        page_no: q.page.number,
+        page_size: q.page.size,
+        total_capped: capped(total),
+        list: images.iter().map(views::console_item).collect(),
+    }))
 }
 
 fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {

@@ -4,7 +4,8 @@
 //! (the HTTP status) and a human `message`. Console `/api/images`:
 //! `{"success":true,"data":…,"message":…}`; errors `{"success":false,"data":null,"message":…}`.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::http::Response;
 
@@ -25,25 +26,39 @@ impl Api {
     }
 
     /// A success body with the default message.
-    pub fn ok(self, data: Value) -> Response {
+    pub fn ok(self, data: impl Serialize) -> Response {
         self.ok_with(200, data, None)
     }
 
     /// A success body with a status and an optional message (console messages as the seeds show).
-    pub fn ok_with(self, status: u16, data: Value, message: Option<&str>) -> Response {
-        // `data` is moved in, not copied (`json!` would serialize it again).
-        let mut body = match self {
-            Api::V1 => json!({"code": 0, "message": message.unwrap_or("success")}),
-            Api::Console => {
-                let mut b = json!({"success": true});
-                if let Some(m) = message {
-                    b["message"] = json!(m);
-                }
-                b
-            }
+    /// `data` is serialized once, straight into the body.
+    pub fn ok_with(self, status: u16, data: impl Serialize, message: Option<&str>) -> Response {
+        #[derive(Serialize)]
+        struct V1<'a, T> {
+            code: u16,
+            message: &'a str,
+            data: T,
+        }
+        #[derive(Serialize)]
+        struct Console<'a, T> {
+            success: bool,
+            data: T,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
+        }
+        let body = match self {
+            Api::V1 => serde_json::to_vec(&V1 {
+                code: 0,
+                message: message.unwrap_or("success"),
+                data,
+            }),
+            Api::Console => serde_json::to_vec(&Console {
+                success: true,
+                data,
+                message,
+            }),
         };
-        body["data"] = data;
-        Response::json(status, &body)
+        Response::json_bytes(status, body.expect("response bodies serialize"))
     }
 }
 

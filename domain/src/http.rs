@@ -90,10 +90,18 @@ pub struct Response {
 
 impl Response {
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::json_bytes(
+            status,
+            serde_json::to_vec(value).expect("JSON values serialize"),
+        )
+    }
+
+    /// A response whose body is already serialized JSON.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
         Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(value).expect("JSON values serialize"),
+            body,
         }
     }
 

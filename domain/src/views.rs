@@ -1,142 +1,286 @@
 //! How an image is shown: the same record under each API's field names (API.md "One image, one row").
+//!
+//! Views borrow the image and serialize straight into the response body: a page of 20 items
+//! builds no intermediate JSON tree.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::model::{Image, Platform, human_size};
 use crate::time;
 
 /// `/api/v1` list item: seed 000's fields plus the catalog's others.
-pub fn v1_item(i: &Image) -> Value {
-    json!({
-        "image_id": i.id,
-        "name": i.name,
-        "display_name": i.display_name,
-        "description": i.description,
-        "category": i.category,
-        "framework": i.framework,
-        "framework_version": i.framework_version,
-        "frameworks": i.framework_list(),
-        "cuda_version": i.cuda_version,
-        "python_version": i.python_version,
-        "chip_type": i.chip_type,
-        "applicable_scopes": i.applicable_scopes,
-        "is_official": i.is_official,
-        "size": i.size,
-        "status": i.status,
-        "publication": i.publication,
-        "visibility": i.visibility,
-        "owner": i.owner,
-        "registry_url": i.registry_url(),
-        "tag": i.tag,
-        "digest": i.digest,
-        "arch": i.arch,
-        "os": i.os,
-        "created_at": time::to_seconds_precision(&i.created_at),
-        "updated_at": time::to_seconds_precision(&i.updated_at),
-    })
+#[derive(Serialize)]
+pub struct V1Item<'a> {
+    image_id: i64,
+    name: &'a str,
+    display_name: &'a Option<String>,
+    description: &'a Option<String>,
+    category: &'a Option<String>,
+    framework: &'a Option<String>,
+    framework_version: &'a Option<String>,
+    frameworks: &'a [String],
+    cuda_version: &'a Option<String>,
+    python_version: &'a Option<String>,
+    chip_type: &'a str,
+    applicable_scopes: &'a [String],
+    is_official: bool,
+    size: i64,
+    status: &'a str,
+    publication: &'a str,
+    visibility: &'a str,
+    owner: &'a Option<String>,
+    registry_url: String,
+    tag: &'a str,
+    digest: &'a Option<String>,
+    arch: &'a Option<String>,
+    os: &'a Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+pub fn v1_item(i: &Image) -> V1Item<'_> {
+    V1Item {
+        image_id: i.id,
+        name: &i.name,
+        display_name: &i.display_name,
+        description: &i.description,
+        category: &i.category,
+        framework: &i.framework,
+        framework_version: &i.framework_version,
+        frameworks: framework_list(i),
+        cuda_version: &i.cuda_version,
+        python_version: &i.python_version,
+        chip_type: &i.chip_type,
+        applicable_scopes: &i.applicable_scopes,
+        is_official: i.is_official,
+        size: i.size,
+        status: &i.status,
+        publication: &i.publication,
+        visibility: &i.visibility,
+        owner: &i.owner,
+        registry_url: i.registry_url(),
+        tag: &i.tag,
+        digest: &i.digest,
+        arch: &i.arch,
+        os: &i.os,
+        created_at: time::to_seconds_precision(&i.created_at),
+        updated_at: time::to_seconds_precision(&i.updated_at),
+    }
+}
+
+/// `frameworks`, or the single `framework` when the list is empty.
+fn framework_list(i: &Image) -> &[String] {
+    if i.frameworks.is_empty() {
+        i.framework.as_slice()
+    } else {
+        &i.frameworks
+    }
 }
 
 /// `/api/v1` detail: the list item plus platforms, provenance and revision.
-pub fn v1_detail(i: &Image, platforms: &[Platform]) -> Value {
-    let mut v = v1_item(i);
-    v["platforms"] = platforms.iter().map(platform).collect();
-    v["registry"] = json!(i.registry);
-    v["repository"] = json!(i.repository);
-    v["origin"] = json!(i.origin);
-    v["revision"] = json!(i.revision);
-    v["created_by"] = json!(i.created_by);
-    v["updated_by"] = json!(i.updated_by);
-    v
+#[derive(Serialize)]
+pub struct V1Detail<'a> {
+    #[serde(flatten)]
+    item: V1Item<'a>,
+    platforms: Vec<PlatformView<'a>>,
+    registry: &'a str,
+    repository: &'a str,
+    origin: &'a str,
+    revision: i64,
+    created_by: &'a Option<String>,
+    updated_by: &'a Option<String>,
 }
 
-fn platform(p: &Platform) -> Value {
-    json!({
-        "digest": p.digest,
-        "architecture": p.architecture,
-        "os": p.os,
-        "variant": p.variant,
-        "size": p.size,
-    })
+pub fn v1_detail<'a>(i: &'a Image, platforms: &'a [Platform]) -> V1Detail<'a> {
+    V1Detail {
+        item: v1_item(i),
+        platforms: platforms.iter().map(platform).collect(),
+        registry: &i.registry,
+        repository: &i.repository,
+        origin: &i.origin,
+        revision: i.revision,
+        created_by: &i.created_by,
+        updated_by: &i.updated_by,
+    }
+}
+
+#[derive(Serialize)]
+pub struct PlatformView<'a> {
+    digest: &'a str,
+    architecture: &'a str,
+    os: &'a str,
+    variant: &'a Option<String>,
+    size: i64,
+}
+
+fn platform(p: &Platform) -> PlatformView<'_> {
+    PlatformView {
+        digest: &p.digest,
+        architecture: &p.architecture,
+        os: &p.os,
+        variant: &p.variant,
+        size: p.size,
+    }
 }
 
 /// Seed 003's `flat=true` item.
-pub fn flat_item(i: &Image) -> Value {
-    json!({
-        "id": i.id,
-        "tag": i.name,
-        "description": i.description,
-        "created_at": time::unix_seconds(&i.created_at),
-        "created_by": i.created_by,
-    })
+#[derive(Serialize)]
+pub struct FlatItem<'a> {
+    id: i64,
+    tag: &'a str,
+    description: &'a Option<String>,
+    created_at: i64,
+    created_by: &'a Option<String>,
+}
+
+pub fn flat_item(i: &Image) -> FlatItem<'_> {
+    FlatItem {
+        id: i.id,
+        tag: &i.name,
+        description: &i.description,
+        created_at: time::unix_seconds(&i.created_at),
+        created_by: &i.created_by,
+    }
 }
 
 /// Seed 003's `flat=false` group: one repository and its artifacts.
-pub fn group(registry: &str, repository: &str, images: &[Image]) -> Value {
-    json!({
-        "registryHost": registry,
-        "repo": repository,
-        "artifacts": images.iter().map(artifact).collect::<Vec<_>>(),
-    })
+#[derive(Serialize)]
+pub struct Group<'a> {
+    #[serde(rename = "registryHost")]
+    registry_host: &'a str,
+    repo: &'a str,
+    artifacts: Vec<Artifact<'a>>,
 }
 
-fn artifact(i: &Image) -> Value {
-    json!({
-        "imageTag": i.tag,
-        "description": i.description,
-        "createdTime": time::parse(&i.created_at).map(time::to_rfc3339),
-        "userName": i.owner.as_ref().or(i.created_by.as_ref()),
-        "status": i.status,
-        "id": i.id,
-        "size": i.size,
-        "arch": i.arch,
-        "os": i.os,
-        "digest": i.digest,
-        "includeType": i.include_type,
-    })
+pub fn group<'a>(registry: &'a str, repository: &'a str, images: &'a [Image]) -> Group<'a> {
+    Group {
+        registry_host: registry,
+        repo: repository,
+        artifacts: images.iter().map(artifact).collect(),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact<'a> {
+    image_tag: &'a str,
+    description: &'a Option<String>,
+    created_time: Option<String>,
+    user_name: Option<&'a String>,
+    status: &'a str,
+    id: i64,
+    size: i64,
+    arch: &'a Option<String>,
+    os: &'a Option<String>,
+    digest: &'a Option<String>,
+    include_type: &'a str,
+}
+
+fn artifact(i: &Image) -> Artifact<'_> {
+    Artifact {
+        image_tag: &i.tag,
+        description: &i.description,
+        created_time: time::parse(&i.created_at).map(time::to_rfc3339),
+        user_name: i.owner.as_ref().or(i.created_by.as_ref()),
+        status: &i.status,
+        id: i.id,
+        size: i.size,
+        arch: &i.arch,
+        os: &i.os,
+        digest: &i.digest,
+        include_type: &i.include_type,
+    }
 }
 
 /// Console list item (seed 001).
-pub fn console_item(i: &Image) -> Value {
-    json!({
-        "id": i.id.to_string(),
-        "name": i.name,
-        "imageId": i.name,
-        "frameworks": i.framework_list(),
-        "chipType": i.chip_type,
-        "status": i.publication,
-        "description": i.description,
-        "applicableScopes": i.applicable_scopes,
-        "presetCuda": i.preset_cuda,
-        "imageAddress": i.registry_url(),
-        "category": i.category,
-        "is_official": i.is_official,
-        "size": i.size,
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleItem<'a> {
+    id: String,
+    name: &'a str,
+    image_id: &'a str,
+    frameworks: &'a [String],
+    chip_type: &'a str,
+    status: &'a str,
+    description: &'a Option<String>,
+    applicable_scopes: &'a [String],
+    preset_cuda: bool,
+    image_address: String,
+    category: &'a Option<String>,
+    #[serde(rename = "is_official")]
+    is_official: bool,
+    size: i64,
+}
+
+pub fn console_item(i: &Image) -> ConsoleItem<'_> {
+    ConsoleItem {
+        id: i.id.to_string(),
+        name: &i.name,
+        image_id: &i.name,
+        frameworks: framework_list(i),
+        chip_type: &i.chip_type,
+        status: &i.publication,
+        description: &i.description,
+        applicable_scopes: &i.applicable_scopes,
+        preset_cuda: i.preset_cuda,
+        image_address: i.registry_url(),
+        category: &i.category,
+        is_official: i.is_official,
+        size: i.size,
+    }
 }
 
 /// Console detail: the list item plus versions-relevant fields.
-pub fn console_detail(i: &Image) -> Value {
-    let mut v = console_item(i);
-    v["displayName"] = json!(i.display_name);
-    v["cudaVersion"] = json!(i.cuda_version);
-    v["pythonVersion"] = json!(i.python_version);
-    v["availability"] = json!(i.status);
-    v["visibility"] = json!(i.visibility);
-    v["createTime"] = json!(time::to_seconds_precision(&i.created_at));
-    v["updateTime"] = json!(time::to_seconds_precision(&i.updated_at));
-    v
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleDetail<'a> {
+    #[serde(flatten)]
+    item: ConsoleItem<'a>,
+    display_name: &'a Option<String>,
+    cuda_version: &'a Option<String>,
+    python_version: &'a Option<String>,
+    availability: &'a str,
+    visibility: &'a str,
+    create_time: String,
+    update_time: String,
+}
+
+pub fn console_detail(i: &Image) -> ConsoleDetail<'_> {
+    ConsoleDetail {
+        item: console_item(i),
+        display_name: &i.display_name,
+        cuda_version: &i.cuda_version,
+        python_version: &i.python_version,
+        availability: &i.status,
+        visibility: &i.visibility,
+        create_time: time::to_seconds_precision(&i.created_at),
+        update_time: time::to_seconds_precision(&i.updated_at),
+    }
 }
 
 /// Console version item (seed 001): one tag of the repository.
-pub fn console_version(i: &Image) -> Value {
-    json!({
-        "id": i.id.to_string(),
-        "version": i.tag,
-        "imageAddress": i.registry_url(),
-        "size": human_size(i.size),
-        "pythonVersion": i.python_version,
-        "cudaVersion": i.cuda_version,
-        "description": i.description,
-        "createTime": time::to_seconds_precision(&i.created_at),
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleVersion<'a> {
+    id: String,
+    version: &'a str,
+    image_address: String,
+    size: String,
+    python_version: &'a Option<String>,
+    cuda_version: &'a Option<String>,
+    description: &'a Option<String>,
+    create_time: String,
+}
+
+pub fn console_version(i: &Image) -> ConsoleVersion<'_> {
+    ConsoleVersion {
+        id: i.id.to_string(),
+        version: &i.tag,
+        image_address: i.registry_url(),
+        size: human_size(i.size),
+        python_version: &i.python_version,
+        cuda_version: &i.cuda_version,
+        description: &i.description,
+        create_time: time::to_seconds_precision(&i.created_at),
+    }
 }

@@ -59,6 +59,10 @@ fn max_instances() -> u32 {
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // `BERTH_PROFILE=perfmap`: name JIT-compiled guest functions for `perf` (/tmp/perf-PID.map).
+    if std::env::var("BERTH_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
