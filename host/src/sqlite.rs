@@ -15,6 +15,8 @@ use crate::bindings::spin::sqlite::sqlite as v3;
 const MAX_CONNECTIONS_PER_INSTANCE: usize = 256;
 /// Idle connections kept per database; enough for the concurrency 2 cores can serve.
 const MAX_IDLE_CONNECTIONS: usize = 16;
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Like Spin's MAX_HOST_BUFFERED_BYTES: a query result larger than this is an error.
 const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
 
@@ -43,7 +45,7 @@ impl Pool {
         let conn = rusqlite::Connection::open(&self.path)?;
         // Concurrent requests write from different connections: wait for the lock instead of
         // failing with SQLITE_BUSY.
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL + synchronous=NORMAL: durable across process crashes, and no fsync per commit
         // (the default rollback journal fsyncs every request: ~59 vs ~1,300 req/s measured).
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -52,6 +54,15 @@ impl Pool {
         // views) and the other components' statements outnumber rusqlite's default of 16.
         conn.set_prepared_statement_cache_capacity(256);
         Ok(conn)
+    }
+
+    /// Takes an idle connection, if there is one.
+    pub fn take_idle(self: &Arc<Self>) -> Option<Pooled> {
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+        Some(Pooled {
+            conn: Some(conn),
+            pool: self.clone(),
+        })
     }
 
     /// Takes an idle connection or opens a new one.
@@ -215,7 +226,8 @@ impl SqliteState {
         if self.open_connections >= MAX_CONNECTIONS_PER_INSTANCE {
             return Ok(Err(DbError::Io("too many connections opened".into())));
         }
-        let conn = match blocking(|| pool.get()) {
+        // An idle connection is taken right here; only opening a new one may block.
+        let conn = match pool.take_idle().map_or_else(|| blocking(|| pool.get()), Ok) {
             Ok(c) => c,
             Err(e) => return Ok(Err(DbError::Io(e.to_string()))),
         };
@@ -230,7 +242,77 @@ impl SqliteState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, DbError>> {
         let conn = &self.table.get(conn)?.conn;
-        Ok(blocking(|| execute_query(conn, statement, params)).map_err(DbError::Io))
+        Ok(run_statement(conn, statement, params).map_err(DbError::Io))
+    }
+}
+
+/// How long a read may run on the async worker thread before it is moved off it.
+/// Generous, so that a short read preempted on a busy machine is rarely run twice.
+const INLINE_READ_BUDGET: Duration = Duration::from_millis(10);
+
+/// Runs a statement. Handing a worker thread's tasks over (`block_in_place`) costs more than
+/// most of berth's reads take, so a read outside a transaction runs right here, with a budget:
+/// one that would wait for a lock or outrun [`INLINE_READ_BUDGET`] is interrupted (a read has
+/// no effects to undo) and run again through [`blocking`]. Writes and statements inside
+/// transactions, which may wait for the write lock, always go through [`blocking`].
+fn run_statement(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<Rows, String> {
+    let read_only =
+        conn.is_autocommit() && conn.prepare_cached(statement).is_ok_and(|s| s.readonly());
+    if read_only {
+        match run_inline(conn, statement, params.clone()) {
+            Err(Failure::Sqlite(e)) if is_interrupted_or_busy(&e) => {}
+            done => return done.map_err(|e| e.to_string()),
+        }
+    }
+    blocking(|| execute_query(conn, statement, params)).map_err(|e| e.to_string())
+}
+
+fn run_inline(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<Rows, Failure> {
+    let deadline = std::time::Instant::now() + INLINE_READ_BUDGET;
+    conn.busy_timeout(Duration::ZERO)?;
+    conn.progress_handler(1_000, Some(move || std::time::Instant::now() > deadline));
+    let result = execute_query(conn, statement, params);
+    conn.progress_handler(0, None::<fn() -> bool>);
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    result
+}
+
+fn is_interrupted_or_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::OperationInterrupted | rusqlite::ErrorCode::DatabaseBusy)
+    )
+}
+
+/// Why a statement gave no rows.
+#[derive(Debug)]
+enum Failure {
+    Sqlite(rusqlite::Error),
+    TooLarge,
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Failure {
+        Failure::Sqlite(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Sqlite(e) => e.fmt(f),
+            Failure::TooLarge => {
+                write!(f, "query result exceeds limit of {MAX_RESULT_BYTES} bytes")
+            }
+        }
     }
 }
 
@@ -238,19 +320,17 @@ fn execute_query(
     conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<Value>,
-) -> Result<Rows, String> {
-    let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
+) -> Result<Rows, Failure> {
+    let mut stmt = conn.prepare_cached(statement)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let ncols = columns.len();
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params))
-        .map_err(|e| e.to_string())?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+    while let Some(row) = rows.next()? {
         let mut values = Vec::with_capacity(ncols);
         for i in 0..ncols {
-            let v = match row.get_ref(i).map_err(|e| e.to_string())? {
+            let v = match row.get_ref(i)? {
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(i) => Value::Integer(i),
                 ValueRef::Real(f) => Value::Real(f),
@@ -267,9 +347,7 @@ fn execute_query(
             values.push(v);
         }
         if bytes > MAX_RESULT_BYTES {
-            return Err(format!(
-                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
-            ));
+            return Err(Failure::TooLarge);
         }
         out.push(values);
     }
@@ -425,6 +503,36 @@ mod tests {
         let (cols, rows) = execute_query(&c, "SELECT count(*) AS n FROM t", vec![]).unwrap();
         assert_eq!(cols, ["n"]);
         assert_eq!(rows, vec![vec![Value::Integer(0)]]);
+        drop(c);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A read that outruns its inline budget is run again off the worker thread and still
+    /// answers in full; a write is never run twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_reads_move_off_the_worker_and_still_answer() {
+        let dir = std::env::temp_dir().join(format!("berth-sqlite-inline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pool = Pool::new(dir.join("t.db"));
+        let c = pool.get().unwrap();
+        c.execute_batch("CREATE TABLE IF NOT EXISTS t (x)").unwrap();
+
+        // Far past the budget: interrupted inline, then run to the end.
+        let long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) \
+                    SELECT count(*) AS c FROM n";
+        assert!(matches!(
+            run_inline(&c, long, vec![]),
+            Err(Failure::Sqlite(e)) if is_interrupted_or_busy(&e)
+        ));
+        let started = std::time::Instant::now();
+        let (_, rows) = run_statement(&c, long, vec![]).unwrap();
+        assert_eq!(rows, vec![vec![Value::Integer(3_000_000)]]);
+        assert!(started.elapsed() > INLINE_READ_BUDGET);
+
+        // Writes run once.
+        run_statement(&c, "INSERT INTO t VALUES (2)", vec![]).unwrap();
+        let (_, rows) = run_statement(&c, "SELECT count(*) FROM t", vec![]).unwrap();
+        assert_eq!(rows, vec![vec![Value::Integer(1)]]);
         drop(c);
         std::fs::remove_dir_all(&dir).ok();
     }
