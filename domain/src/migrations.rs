@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_schema"),
     migration!(2, "0002_official_images"),
     migration!(3, "0003_catalog_counts_and_search"),
+    migration!(4, "0004_listed_newest_first"),
 ];
 
 impl Migration {

@@ -60,8 +60,17 @@ struct Conditions {
     filters: Vec<Condition>,
     /// How the listed arm says "public and online" (see [`filtered`]).
     listed: &'static str,
-    /// The `name` filter's FTS5 phrase, when it is looked up in the trigram index.
-    name_phrase: Option<String>,
+    /// How the `name` filter finds its matches through a trigram index, if it does.
+    name_search: Option<NameSearch>,
+}
+
+/// A name search through a trigram index: its total is counted up to
+/// [`NAME_SEARCH_COUNT_CAP`], and past that its pages walk the sort order instead.
+enum NameSearch {
+    /// SQLite: the FTS5 phrase looked up in `images_name_fts`.
+    Fts(String),
+    /// PostgreSQL: the ILIKE itself, served by the pg_trgm indexes.
+    Trigram,
 }
 
 impl Default for Conditions {
@@ -69,7 +78,7 @@ impl Default for Conditions {
         Conditions {
             filters: Vec::new(),
             listed: LISTED,
-            name_phrase: None,
+            name_search: None,
         }
     }
 }
@@ -118,7 +127,7 @@ impl Conditions {
                 c.images = few;
             }
         }
-        self.name_phrase = None;
+        self.name_search = None;
     }
 
     /// The filters on `image_counts`, if all of them can be answered there.
@@ -175,23 +184,41 @@ fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
     }
     if let Some(v) = &f.name {
         let pattern = like_contains(v);
-        let like = format!("({} OR {})", d.ilike("name"), d.ilike("display_name"));
-        // SQLite: the trigram index finds the candidates, the LIKE keeps the exact meaning
-        // (PostgreSQL's pg_trgm indexes serve the ILIKE itself). Shorter terms have no trigram.
-        if d == Dialect::Sqlite && v.chars().count() >= 3 {
-            let matching =
-                "id IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH ?)";
-            c.name_phrase = Some(fts_phrase(v));
-            c.filters.push(Condition {
-                images: format!("{matching} AND {like}"),
-                params: vec![fts_phrase(v).into(), pattern.clone().into(), pattern.into()],
-                // A caller's own images are read through the owner index: test those few
-                // with LIKE rather than searching the whole catalog's index.
-                among_few: Some(format!("? IS NOT NULL AND {like}")),
-                ..Default::default()
-            });
-        } else {
-            c.other(like, [pattern.clone().into(), pattern.into()]);
+        // Shorter terms have no trigram: the LIKE alone.
+        let indexed = v.chars().count() >= 3;
+        match d {
+            // The trigram index finds the candidates, the LIKE keeps the exact meaning.
+            Dialect::Sqlite if indexed => {
+                let like = format!("({} OR {})", d.ilike("name"), d.ilike("display_name"));
+                let matching =
+                    "id IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH ?)";
+                c.name_search = Some(NameSearch::Fts(fts_phrase(v)));
+                c.filters.push(Condition {
+                    images: format!("{matching} AND {like}"),
+                    params: vec![fts_phrase(v).into(), pattern.clone().into(), pattern.into()],
+                    // A caller's own images are read through the owner index: test those few
+                    // with LIKE rather than searching the whole catalog's index.
+                    among_few: Some(format!("? IS NOT NULL AND {like}")),
+                    ..Default::default()
+                });
+            }
+            // pg_trgm's indexes serve the ILIKE. The term is written into the statement: a
+            // prepared statement's generic plan cannot know how rare a pattern is, and read
+            // the whole catalog in sort order for a term that matches a few images.
+            Dialect::Postgres if indexed => {
+                let term = format!("'{}'", pattern.replace('\'', "''"));
+                c.name_search = Some(NameSearch::Trigram);
+                c.other(
+                    format!(
+                        "(name ILIKE {term} ESCAPE '\\' OR display_name ILIKE {term} ESCAPE '\\')"
+                    ),
+                    [],
+                );
+            }
+            _ => {
+                let like = format!("({} OR {})", d.ilike("name"), d.ilike("display_name"));
+                c.other(like, [pattern.clone().into(), pattern.into()]);
+            }
         }
     }
     if let Some(v) = &f.text {
@@ -346,7 +373,7 @@ pub const NAME_SEARCH_COUNT_CAP: i64 = 1_000;
 /// The number of images the caller sees that match `c`: one statement.
 fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError> {
     let mut params = Vec::new();
-    let Some(phrase) = &c.name_phrase else {
+    let Some(search) = &c.name_search else {
         let parts: Vec<String> = arms(caller)
             .iter()
             .map(|arm| format!("({})", arm_count(arm, c, &mut params)))
@@ -363,13 +390,19 @@ fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError>
         .map(|arm| match arm {
             Arm::OwnUnlisted(_) => format!("({})", arm_count(arm, c, &mut params)),
             Arm::All | Arm::Listed => {
-                params.push(phrase.clone().into());
+                let from = match search {
+                    NameSearch::Fts(phrase) => {
+                        params.push(phrase.clone().into());
+                        "(SELECT rowid AS matched FROM images_name_fts WHERE images_name_fts MATCH ?) m \
+                         JOIN images ON images.id = m.matched"
+                    }
+                    NameSearch::Trigram => "images",
+                };
                 let own = arm.clause(c.listed);
                 let own = own.as_ref().map(|(sql, p)| (sql.as_str(), p.as_slice()));
                 let w = where_sql(own.into_iter().chain(c.among_few()), &mut params);
                 format!(
-                    "(SELECT COUNT(*) FROM (SELECT 1 FROM (SELECT rowid AS matched FROM images_name_fts \
-                     WHERE images_name_fts MATCH ?) m JOIN images ON images.id = m.matched{w} LIMIT {}) capped)",
+                    "(SELECT COUNT(*) FROM (SELECT 1 FROM {from}{w} LIMIT {}) capped)",
                     NAME_SEARCH_COUNT_CAP + 1
                 )
             }
@@ -397,7 +430,7 @@ fn count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError>
 fn group_count(db: &dyn Db, c: &Conditions, caller: &Caller) -> Result<Total, DbError> {
     let mut limit = String::new();
     let mut capped_search = false;
-    if c.name_phrase.is_some() && count(db, c, caller)?.capped {
+    if c.name_search.is_some() && count(db, c, caller)?.capped {
         // Too many matches to group them all: count repositories up to the cap, walking
         // them in order and testing the name on the way.
         capped_search = true;
@@ -528,13 +561,27 @@ pub fn list(db: &dyn Db, q: &ListQuery, caller: &Caller) -> Result<(Vec<Image>, 
             )
         })
         .collect();
-    let sql = format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE id IN \
-         (SELECT id FROM ({}{order} LIMIT {} OFFSET {}) page){order}",
-        selects.join(" UNION ALL "),
-        q.page.size,
-        q.page.offset(),
-    );
+    let (size, offset) = (q.page.size, q.page.offset());
+    let page = match db.dialect() {
+        Dialect::Sqlite => format!(
+            "SELECT id FROM ({}{order} LIMIT {size} OFFSET {offset}) page",
+            selects.join(" UNION ALL ")
+        ),
+        // PostgreSQL reads every arm of a compound ORDER BY ... LIMIT, then sorts: each arm
+        // gets its own LIMIT, so it is read in index order and stops (a Merge Append).
+        Dialect::Postgres => {
+            let reach = offset + size as i64;
+            let arms: Vec<String> = selects
+                .iter()
+                .map(|s| format!("({s}{order} LIMIT {reach})"))
+                .collect();
+            format!(
+                "SELECT id FROM ({}) page{order} LIMIT {size} OFFSET {offset}",
+                arms.join(" UNION ALL ")
+            )
+        }
+    };
+    let sql = format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id IN ({page}){order}");
     Ok((images(db, &sql, &params)?, total))
 }
 

@@ -7,6 +7,11 @@ mod demo;
 mod key_value;
 mod manifest;
 mod outbound_http;
+/// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
+/// `berth bench --stores postgres` start one.
+#[path = "../../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod pg_cluster;
 mod postgres;
 mod routes;
 mod runtime;

@@ -1320,19 +1320,13 @@ mod tests {
     }
 }
 
-/// The e2e suite's throwaway PostgreSQL cluster, for the live tests below.
-#[cfg(test)]
-#[path = "../../tests/support/postgres.rs"]
-#[allow(dead_code)]
-mod test_cluster;
-
 /// Against a real PostgreSQL (the e2e suite's throwaway cluster): values of every mapped
 /// type round-trip, sessions are reset between guests, both interface versions work.
 #[cfg(test)]
 mod live {
     use super::*;
 
-    use super::test_cluster as cluster;
+    use crate::pg_cluster as cluster;
 
     fn state() -> PostgresState {
         let vars = crate::variables::AppVariables::resolve(&Default::default(), |_| None).unwrap();

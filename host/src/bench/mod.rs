@@ -1,9 +1,10 @@
-//! `berth bench`: seeds catalogs of N synthetic images straight into SQLite, serves them
-//! with `berth up` (plus a hello-world component as the baseline, same host, same settings)
-//! and drives every hot route with concurrent HTTP load over loopback, in one run.
-//! See docs/performance.md.
+//! `berth bench`: seeds catalogs of N synthetic images straight into SQLite (and, with
+//! `--stores postgres`, copies them into a throwaway PostgreSQL), serves each with `berth up`
+//! (plus a hello-world component as the baseline, same host, same settings) and drives every
+//! hot route with concurrent HTTP load over loopback, in one run. See docs/performance.md.
 
 mod load;
+mod pg;
 mod process;
 mod report;
 mod seed;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_domain::auth::{Claims, Role, issue_token};
+use berth_domain::db::Db;
 use bytes::Bytes;
 use http::Method;
 
@@ -33,6 +35,10 @@ pub struct BenchArgs {
     /// Catalog sizes, e.g. `10k,100k,1m` (default: all three; `--quick`: 10k).
     #[arg(long, value_delimiter = ',', value_parser = parse_count)]
     sizes: Option<Vec<usize>>,
+    /// Stores to serve each size from: `sqlite` (default), `postgres` (a throwaway cluster
+    /// holding a copy of the SQLite catalog; needs PostgreSQL's `initdb` and `pg_ctl`).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    stores: Option<Vec<Store>>,
     /// Smoke test: 10k images, about two seconds per scenario.
     #[arg(long)]
     quick: bool,
@@ -68,6 +74,22 @@ pub struct BenchArgs {
     /// The application manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
     from: PathBuf,
+}
+
+/// Where a catalog is served from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    pub fn label(self) -> &'static str {
+        match self {
+            Store::Sqlite => "SQLite",
+            Store::Postgres => "PostgreSQL",
+        }
+    }
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
@@ -141,6 +163,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             vec![10_000, 100_000, 1_000_000]
         }
     });
+    let mut stores = args.stores.clone().unwrap_or_else(|| vec![Store::Sqlite]);
+    stores.dedup();
     let selected = |name: &str| {
         name == "hello"
             || args
@@ -187,7 +211,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let mut report = Report::new(&args, &sizes, plan, rounds);
+    let mut report = Report::new(&args, &sizes, &stores, plan, rounds);
     rt.block_on(async {
         // Harbor: an in-process simulator, so no request can leave the machine. The
         // scenarios' events are answered from the database alone and never reach it.
@@ -214,10 +238,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         let cache = dir.join("compile-cache");
 
-        // Every size is seeded and served first; then the scenarios run in rounds across
-        // all of them (each host idles while another is measured).
+        // Every size is seeded and served (from each store) first; then the scenarios run
+        // in rounds across all of them (each host idles while another is measured).
         let mut running = Vec::new();
-        for (i, &n) in sizes.iter().enumerate() {
+        for &n in &sizes {
             let state = dir.join(format!("n{n}"));
             let seeded = if args.reuse && state.join("sqlite_db.db").exists() {
                 eprintln!("bench: reusing {} ({n} images)", state.display());
@@ -230,66 +254,95 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "bench: seeded {} images, {} scopes, {} platforms, {} imports in {:.1?}",
                 seeded.images, seeded.scopes, seeded.platforms, seeded.imports, seeded.elapsed
             );
-            let cfg = HostConfig {
-                manifest: &bench_manifest,
-                state_dir: &state,
-                compile_cache: &cache,
-                variables: &variables,
-            };
-            if i == 0 {
-                // Cold: nothing compiled yet.
-                let _ = std::fs::remove_dir_all(&cache);
-                let cold = Host::start(&cfg).await?;
-                report.cold_start = Some(cold.first_response);
-                drop(cold);
+            for &store in &stores {
+                let (state, variables, pg_db, filled) = match store {
+                    Store::Sqlite => (
+                        state.clone(),
+                        variables.clone(),
+                        None,
+                        format!("seeded in {:.1} s", seeded.elapsed.as_secs_f64()),
+                    ),
+                    Store::Postgres => {
+                        eprintln!("bench: copying the {n}-image catalog into PostgreSQL");
+                        let sqlite = state.join("sqlite_db.db");
+                        let (db, took) =
+                            tokio::task::spawn_blocking(move || pg::copy_catalog(&sqlite))
+                                .await??;
+                        let pg_state = dir.join(format!("n{n}-postgres"));
+                        std::fs::create_dir_all(&pg_state)?;
+                        let mut vars = variables.clone();
+                        vars.extend(db.variables());
+                        let filled = format!(
+                            "copied from SQLite into PostgreSQL in {:.1} s",
+                            took.as_secs_f64()
+                        );
+                        (pg_state, vars, Some(db), filled)
+                    }
+                };
+                let cfg = HostConfig {
+                    manifest: &bench_manifest,
+                    state_dir: &state,
+                    compile_cache: &cache,
+                    variables: &variables,
+                };
+                if running.is_empty() {
+                    // Cold: nothing compiled yet.
+                    let _ = std::fs::remove_dir_all(&cache);
+                    let cold = Host::start(&cfg).await?;
+                    report.cold_start = Some(cold.first_response);
+                    drop(cold);
+                }
+                let mut host = Host::start(&cfg).await?;
+                let warm_start = host.first_response;
+                let idle_rss = host.current_rss_kib();
+                host.sample_rss();
+                let token: Arc<str> = Arc::from(format!(
+                    "Bearer {}",
+                    issue_token(
+                        JWT_SECRET,
+                        &Claims {
+                            sub: seeded.bench_user.clone(),
+                            role: Role::User,
+                            exp: now_unix() + 86_400,
+                        },
+                    )
+                ));
+                // The first catalog request after start-up (connection, schema, cold caches).
+                let t = Instant::now();
+                let (status, _) =
+                    load::get_once(host.addr, "/api/v1/images?page_size=20", Some(&token)).await?;
+                let first_list = t.elapsed();
+                if status != 200 {
+                    bail!(
+                        "GET /api/v1/images answered {status}; see {}/host.log",
+                        state.display()
+                    );
+                }
+                let progress = Arc::new(Progress::new(&seeded.progress_targets));
+                let scenarios: Vec<Measured> = SCENARIOS
+                    .iter()
+                    .filter(|(name, _)| selected(name))
+                    .map(|(name, _)| Measured {
+                        name,
+                        scenario: match *name {
+                            "progress" => progress.clone(),
+                            _ => scenario(name, &seeded, &token),
+                        },
+                        next: Arc::new(AtomicU64::new(0)),
+                        outcome: load::Outcome::empty(),
+                    })
+                    .collect();
+                running.push(Running {
+                    size: SizeReport::new(
+                        n, store, &seeded, filled, warm_start, first_list, idle_rss,
+                    ),
+                    state,
+                    pg_db,
+                    host,
+                    progress,
+                    scenarios,
+                });
             }
-            let mut host = Host::start(&cfg).await?;
-            let warm_start = host.first_response;
-            let idle_rss = host.current_rss_kib();
-            host.sample_rss();
-            let token: Arc<str> = Arc::from(format!(
-                "Bearer {}",
-                issue_token(
-                    JWT_SECRET,
-                    &Claims {
-                        sub: seeded.bench_user.clone(),
-                        role: Role::User,
-                        exp: now_unix() + 86_400,
-                    },
-                )
-            ));
-            // The first catalog request after start-up (connection, schema, cold caches).
-            let t = Instant::now();
-            let (status, _) =
-                load::get_once(host.addr, "/api/v1/images?page_size=20", Some(&token)).await?;
-            let first_list = t.elapsed();
-            if status != 200 {
-                bail!(
-                    "GET /api/v1/images answered {status}; see {}/host.log",
-                    state.display()
-                );
-            }
-            let progress = Arc::new(Progress::new(&seeded.progress_targets));
-            let scenarios: Vec<Measured> = SCENARIOS
-                .iter()
-                .filter(|(name, _)| selected(name))
-                .map(|(name, _)| Measured {
-                    name,
-                    scenario: match *name {
-                        "progress" => progress.clone(),
-                        _ => scenario(name, &seeded, &token),
-                    },
-                    next: Arc::new(AtomicU64::new(0)),
-                    outcome: load::Outcome::empty(),
-                })
-                .collect();
-            running.push(Running {
-                size: SizeReport::new(n, &seeded, warm_start, first_list, idle_rss),
-                state,
-                host,
-                progress,
-                scenarios,
-            });
         }
 
         let rounds = rounds.max(1);
@@ -310,7 +363,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         },
                         _ => turn,
                     };
-                    eprintln!("bench: round {round}/{rounds} n={} {}", r.size.n, m.name);
+                    eprintln!(
+                        "bench: round {round}/{rounds} n={} {} {}",
+                        r.size.n,
+                        r.size.store.label(),
+                        m.name
+                    );
                     let outcome =
                         load::run(r.host.addr, m.scenario.clone(), plan, m.next.clone()).await?;
                     m.outcome.merge(outcome);
@@ -322,7 +380,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 r.size.rows.push(Row::new(m.name, &m.outcome));
             }
             if selected("progress") {
-                r.size.progress_check = Some(r.progress.verify(&r.state.join("sqlite_db.db"))?);
+                let (progress, sqlite, pg_db) = (
+                    r.progress.clone(),
+                    r.state.join("sqlite_db.db"),
+                    r.pg_db.clone(),
+                );
+                let check = tokio::task::spawn_blocking(move || match pg_db {
+                    Some(db) => progress.verify(&db.connect()),
+                    None => progress.verify(&berth_domain::db::native::SqliteDb(
+                        rusqlite::Connection::open_with_flags(
+                            sqlite,
+                            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                        )?,
+                    )),
+                })
+                .await??;
+                r.size.progress_check = Some(check);
             }
             (r.size.rss_peak_kib, r.size.rss_hwm_kib) = r.host.rss_kib();
             drop(r.host);
@@ -370,10 +443,13 @@ fn hello_wasm(app_dir: &Path) -> Result<PathBuf> {
     Ok(wasm)
 }
 
-/// One catalog size being measured: its host, its scenarios and what they measured so far.
+/// One catalog size on one store being measured: its host, its scenarios and what they
+/// measured so far.
 struct Running {
     size: SizeReport,
     state: PathBuf,
+    /// The PostgreSQL database it is served from (`None`: SQLite in `state`).
+    pg_db: Option<crate::pg_cluster::TestDatabase>,
     host: Host,
     progress: Arc<Progress>,
     scenarios: Vec<Measured>,
@@ -548,21 +624,29 @@ impl Progress {
     }
 
     /// Compares every layer's stored progress with the highest acknowledged one.
-    fn verify(&self, db: &Path) -> Result<(usize, usize)> {
-        let conn =
-            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    fn verify(&self, db: &dyn Db) -> Result<(usize, usize)> {
         let mut lost = 0;
         let mut checked = 0;
         for (i, target) in self.targets.iter().enumerate() {
             let r = berth_domain::image_ref::ImageRef::parse(target)
                 .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-            let layers: String = conn.query_row(
-                "SELECT layers_detail FROM imports WHERE image_id = \
-                 (SELECT id FROM images WHERE registry = ?1 AND repository = ?2 AND tag = ?3) \
-                 ORDER BY id DESC LIMIT 1",
-                (&r.registry, &r.repository, &r.tag),
-                |row| row.get(0),
-            )?;
+            let rows = db
+                .query(
+                    "SELECT layers_detail FROM imports WHERE image_id = \
+                     (SELECT id FROM images WHERE registry = ? AND repository = ? AND tag = ?) \
+                     ORDER BY id DESC LIMIT 1",
+                    &[
+                        r.registry.as_str().into(),
+                        r.repository.as_str().into(),
+                        r.tag.as_str().into(),
+                    ],
+                )
+                .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+            let layers = rows
+                .iter()
+                .next()
+                .and_then(|row| row.opt_str("layers_detail").map(str::to_owned))
+                .with_context(|| format!("{target}: no import"))?;
             let layers: serde_json::Value = serde_json::from_str(&layers)?;
             for l in 0..LAYERS {
                 let want =

@@ -1,12 +1,13 @@
-//! The benchmark's report: one Markdown table per catalog size, every figure with its ratio
-//! to the hello-world baseline measured in the same run, then the targets.
+//! The benchmark's report: one Markdown table per catalog size and store, every figure with
+//! its ratio to the hello-world baseline measured in the same run, the stores side by side,
+//! then the targets.
 
 use std::fmt::Write;
 use std::time::Duration;
 
 use super::load::{Outcome, Plan};
 use super::seed::Seeded;
-use super::{BenchArgs, SCENARIOS};
+use super::{BenchArgs, SCENARIOS, Store};
 
 const MIB: u64 = 1 << 20;
 
@@ -36,6 +37,7 @@ impl Row {
 
 pub struct SizeReport {
     pub n: usize,
+    pub store: Store,
     pub seeded: String,
     pub warm_start: Duration,
     pub first_list: Duration,
@@ -50,20 +52,19 @@ pub struct SizeReport {
 impl SizeReport {
     pub fn new(
         n: usize,
+        store: Store,
         s: &Seeded,
+        filled: String,
         warm_start: Duration,
         first_list: Duration,
         idle_rss_kib: u64,
     ) -> SizeReport {
         SizeReport {
             n,
+            store,
             seeded: format!(
-                "{} images, {} scopes, {} platforms, {} imports in {:.1} s",
-                s.images,
-                s.scopes,
-                s.platforms,
-                s.imports,
-                s.elapsed.as_secs_f64()
+                "{} images, {} scopes, {} platforms, {} imports, {filled}",
+                s.images, s.scopes, s.platforms, s.imports,
             ),
             warm_start,
             first_list,
@@ -77,6 +78,14 @@ impl SizeReport {
 
     fn row(&self, name: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// "100k images" (SQLite, the default store) or "100k images, PostgreSQL".
+    fn title(&self) -> String {
+        match self.store {
+            Store::Sqlite => format!("{} images", count_label(self.n)),
+            other => format!("{} images, {}", count_label(self.n), other.label()),
+        }
     }
 }
 
@@ -126,12 +135,30 @@ fn machine() -> String {
 }
 
 impl Report {
-    pub fn new(args: &BenchArgs, sizes: &[usize], plan: Plan, rounds: u32) -> Report {
+    pub fn new(
+        args: &BenchArgs,
+        sizes: &[usize],
+        stores: &[Store],
+        plan: Plan,
+        rounds: u32,
+    ) -> Report {
         let sizes: Vec<String> = sizes.iter().map(|n| count_label(*n)).collect();
+        let stores: Vec<&str> = stores
+            .iter()
+            .map(|s| match s {
+                Store::Sqlite => "sqlite",
+                Store::Postgres => "postgres",
+            })
+            .collect();
         Report {
             command: format!(
-                "berth bench --sizes {}{}{} --concurrency {} --rounds {rounds}",
+                "berth bench --sizes {}{}{}{} --concurrency {} --rounds {rounds}",
                 sizes.join(","),
+                if stores == ["sqlite"] {
+                    String::new()
+                } else {
+                    format!(" --stores {}", stores.join(","))
+                },
                 if args.quick { " --quick" } else { "" },
                 args.scenarios
                     .as_ref()
@@ -168,6 +195,7 @@ impl Report {
         for size in &self.sizes {
             self.render_size(&mut s, size);
         }
+        self.render_stores(&mut s);
         self.render_static(&mut s);
         self.render_targets(&mut s);
         s.push_str("\nScenarios:\n\n");
@@ -178,7 +206,7 @@ impl Report {
     }
 
     fn render_size(&self, s: &mut String, size: &SizeReport) {
-        let _ = writeln!(s, "## {} images\n", count_label(size.n));
+        let _ = writeln!(s, "## {}\n", size.title());
         let _ = writeln!(s, "Seeded: {}.\n", size.seeded);
         let _ = writeln!(
             s,
@@ -245,6 +273,48 @@ impl Report {
         s.push('\n');
     }
 
+    /// Each size served from both stores: the same scenarios side by side.
+    fn render_stores(&self, s: &mut String) {
+        let pairs: Vec<(&SizeReport, &SizeReport)> = self
+            .sizes
+            .iter()
+            .filter(|x| x.store == Store::Postgres)
+            .filter_map(|pg| {
+                let lite = self
+                    .sizes
+                    .iter()
+                    .find(|x| x.store == Store::Sqlite && x.n == pg.n)?;
+                Some((lite, pg))
+            })
+            .collect();
+        for (lite, pg) in pairs {
+            let _ = writeln!(
+                s,
+                "## {} images: SQLite and PostgreSQL\n",
+                count_label(lite.n)
+            );
+            let _ = writeln!(
+                s,
+                "| scenario | SQLite p50 ms | PostgreSQL p50 ms | SQLite p99 ms | PostgreSQL p99 ms | SQLite req/s | PostgreSQL req/s | PostgreSQL p50 ÷ its hello |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            let hello = pg.row("hello").map(|h| h.p50_ms);
+            for a in &lite.rows {
+                let Some(b) = pg.row(&a.name) else { continue };
+                let ratio = match hello {
+                    Some(h) if h > 0.0 && b.p50_ms.is_finite() => format!("{:.2}×", b.p50_ms / h),
+                    _ => "–".into(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {ratio} |",
+                    a.name, a.p50_ms, b.p50_ms, a.p99_ms, b.p99_ms, a.per_second, b.per_second
+                );
+            }
+            s.push('\n');
+        }
+    }
+
     fn render_static(&self, s: &mut String) {
         let _ = writeln!(s, "## Components and start-up\n");
         let _ = writeln!(s, "| component | .wasm |");
@@ -263,8 +333,8 @@ impl Report {
         for size in &self.sizes {
             let _ = writeln!(
                 s,
-                "- host start → first 200, compile cache warm ({} images): {}",
-                count_label(size.n),
+                "- host start → first 200, compile cache warm ({}): {}",
+                size.title(),
                 ms(size.warm_start)
             );
         }
@@ -283,7 +353,13 @@ impl Report {
             };
             let _ = writeln!(s, "| {target} | {measured} | {met} |");
         };
-        let at = |n: usize| self.sizes.iter().find(|x| x.n == n);
+        // The targets are SQLite's, the default store; PostgreSQL is compared above.
+        let sqlite: Vec<&SizeReport> = self
+            .sizes
+            .iter()
+            .filter(|x| x.store == Store::Sqlite)
+            .collect();
+        let at = |n: usize| sqlite.iter().copied().find(|x| x.n == n);
         let list = |size: &SizeReport| size.row("list").map(|r| r.p50_ms);
         match at(100_000).and_then(|x| Some((x.row("list")?, x.row("hello")?))) {
             Some((l, h)) => {
@@ -302,9 +378,9 @@ impl Report {
             }
             None => line("list at 100k", "not measured in this run".into(), None),
         }
-        let (small, large) = (self.sizes.first(), self.sizes.last());
+        let (small, large) = (sqlite.first().copied(), sqlite.last().copied());
         match (small.and_then(list), large.and_then(list)) {
-            (Some(a), Some(b)) if self.sizes.len() > 1 => {
+            (Some(a), Some(b)) if sqlite.len() > 1 => {
                 let (ns, nl) = (small.unwrap().n, large.unwrap().n);
                 let r = b / a;
                 line(
@@ -339,7 +415,7 @@ impl Report {
                 line(
                     &format!(
                         "≥ 1,000 progress callbacks/s, no lost update ({})",
-                        count_label(size.n)
+                        size.title()
                     ),
                     format!(
                         "{:.0}/s, {} errors, {lost} lost of {checked}",

@@ -1,0 +1,108 @@
+use berth_domain::auth::{Claims, Role, issue_token};
+use berth_domain::config::Context;
+use berth_domain::db::native::SqliteDb;
+use berth_domain::http::Request;
+use berth_domain::outbound::{HttpSender, OutboundRequest, OutboundResponse, SendError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context as TaskCx, Poll, Waker};
+
+struct NoSend;
+impl HttpSender for NoSend {
+    async fn send(&self, _r: OutboundRequest) -> Result<OutboundResponse, SendError> {
+        Err(SendError("no".into()))
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = TaskCx::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let db_path = &args[1];
+    let query = args
+        .get(2)
+        .cloned()
+        .unwrap_or("page_size=20&orderBy=created_at&order=desc&page=1".into());
+    let n: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(2000);
+    let conn = rusqlite::Connection::open(db_path).unwrap();
+    conn.set_prepared_statement_cache_capacity(256);
+    let db = SqliteDb(conn);
+    let mut vars = HashMap::new();
+    vars.insert("jwt_secret", "s3cret");
+    let now = 1_800_000_000i64;
+    let token = issue_token(
+        "s3cret",
+        &Claims {
+            sub: "owner-7".into(),
+            role: Role::User,
+            exp: now + 3600,
+        },
+    );
+    let req = Request {
+        method: "GET".into(),
+        path: "/api/v1/images".into(),
+        query,
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        body: vec![],
+    };
+    if std::env::var("TRACE").is_ok() {
+        let t = Tracing(&db);
+        let ctx = Context {
+            db: &t,
+            vars: &vars,
+            now,
+        };
+        block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        return;
+    }
+    let ctx = Context {
+        db: &db,
+        vars: &vars,
+        now,
+    };
+    let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+    eprintln!("status {} body {} bytes", r.status, r.body.len());
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        assert_eq!(r.status, 200);
+    }
+    eprintln!(
+        "{:.1} us/request",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+pub struct Tracing<'a>(pub &'a dyn berth_domain::db::Db);
+impl berth_domain::db::Db for Tracing<'_> {
+    fn dialect(&self) -> berth_domain::db::Dialect {
+        self.0.dialect()
+    }
+    fn query(
+        &self,
+        sql: &str,
+        params: &[berth_domain::db::Value],
+    ) -> Result<berth_domain::db::Rows, berth_domain::db::DbError> {
+        let t = std::time::Instant::now();
+        let r = self.0.query(sql, params);
+        eprintln!(
+            "--- {:?} rows={:?} {:.0}us\n{}\n{:?}",
+            t.elapsed(),
+            r.as_ref().map(|r| r.rows.len()).ok(),
+            t.elapsed().as_secs_f64() * 1e6,
+            sql,
+            params
+        );
+        r
+    }
+}
