@@ -1,3 +1,11 @@
+//! Times the catalog's list handler natively (no wasm, no HTTP) on a benchmark database, for
+//! `perf` and before/after comparisons of the domain's SQL and views:
+//!
+//!     cargo run --release -p berth-domain --example profile_list -- \
+//!         target/bench/n100000/sqlite_db.db 'page_size=20&orderBy=created_at&order=desc' 2000
+//!
+//! With `TRACE=1` it prints each statement of one request, its parameters and its time.
+
 use berth_domain::auth::{Claims, Role, issue_token};
 use berth_domain::config::Context;
 use berth_domain::db::native::SqliteDb;
@@ -83,6 +91,7 @@ fn main() {
     );
 }
 
+/// Logs every statement with its time.
 pub struct Tracing<'a>(pub &'a dyn berth_domain::db::Db);
 impl berth_domain::db::Db for Tracing<'_> {
     fn dialect(&self) -> berth_domain::db::Dialect {

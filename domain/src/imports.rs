@@ -248,16 +248,29 @@ pub fn observe(
     message: Option<&str>,
     facts: Option<&ArtifactFacts>,
 ) -> Result<Applied, ApiError> {
+    Ok(observe_state(db, image_id, observation, message, facts)?
+        .map_or(Applied::Unchanged, |(applied, _)| applied))
+}
+
+/// [`observe`], also returning the import's state afterwards; `None` when the image has no
+/// import.
+pub fn observe_state(
+    db: &dyn Db,
+    image_id: i64,
+    observation: &Observation,
+    message: Option<&str>,
+    facts: Option<&ArtifactFacts>,
+) -> Result<Option<(Applied, ImportState)>, ApiError> {
     with_write_tx(db, || {
         let Some(row) = latest_import(db, image_id)? else {
-            return Ok(Applied::Unchanged);
+            return Ok(None);
         };
         let Some(next) = row.state.advance(observation) else {
             db.execute(
                 "UPDATE imports SET last_event_at = ? WHERE id = ?",
                 &[time::now_rfc3339().into(), row.id.into()],
             )?;
-            return Ok(Applied::Unchanged);
+            return Ok(Some((Applied::Unchanged, row.state)));
         };
         let now = time::now_rfc3339();
         db.execute(
@@ -283,7 +296,7 @@ pub fn observe(
             }
             _ => {}
         }
-        Ok(Applied::Changed)
+        Ok(Some((Applied::Changed, next)))
     })
 }
 
@@ -1166,32 +1179,21 @@ pub fn worker_progress(
         &reference.tag,
     )?
     .ok_or_else(|| ApiError::not_found(format!("no import of {} is known", reference.tagged())))?;
-    if latest_import(ctx.db, image.id)?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "{} was not imported",
-            reference.tagged()
-        )));
-    }
-    let mut changed = false;
+    let not_imported = || ApiError::not_found(format!("{} was not imported", reference.tagged()));
+    // Each observation is one write transaction that reads the import under the lock and
+    // returns its state afterwards: the answer needs no further read.
+    let mut observations = Vec::new();
     if !layers.is_empty() {
-        changed |= observe(ctx.db, image.id, &Observation::Layers(layers), None, None)?
-            == Applied::Changed;
+        observations.push((Observation::Layers(layers), None, None));
     }
     match status.as_ref().and_then(Value::as_str) {
         Some("completed" | "succeeded" | "ready") => {
             let facts = has_facts.then_some(&facts);
-            changed |= observe(
-                ctx.db,
-                image.id,
-                &Observation::Succeeded,
-                message.as_deref(),
-                facts,
-            )? == Applied::Changed;
+            observations.push((Observation::Succeeded, message, facts));
         }
         Some("failed") => {
             let message = message.unwrap_or_else(|| "the sync worker reported a failure".into());
-            changed |= observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?
-                == Applied::Changed;
+            observations.push((Observation::Failed, Some(message), None));
         }
         Some(other) => {
             return Err(ApiError::bad_param(
@@ -1201,13 +1203,29 @@ pub fn worker_progress(
         }
         None => {}
     }
-    let row = latest_import(ctx.db, image.id)?.expect("checked above");
+    let mut changed = false;
+    let mut state = None;
+    for (observation, message, facts) in &observations {
+        let (applied, after) =
+            observe_state(ctx.db, image.id, observation, message.as_deref(), *facts)?
+                .ok_or_else(not_imported)?;
+        changed |= applied == Applied::Changed;
+        state = Some(after);
+    }
+    let state = match state {
+        Some(s) => s,
+        None => {
+            latest_import(ctx.db, image.id)?
+                .ok_or_else(not_imported)?
+                .state
+        }
+    };
     Ok(Api::V1.ok(json!({
         "image_id": image.id,
         "changed": changed,
-        "progress": row.state.progress,
-        "layersDetail": row.state.layers,
-        "importState": row.state.phase.as_str(),
+        "progress": state.progress,
+        "layersDetail": state.layers,
+        "importState": state.phase.as_str(),
     })))
 }
 
