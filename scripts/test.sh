@@ -23,15 +23,16 @@ cargo build --release --locked
 target/release/berth build
 
 # Unit tests, and the end-to-end suite on SQLite (plus the tests that always use
-# PostgreSQL: replicas and the PostgreSQL store).
+# PostgreSQL: replicas, the PostgreSQL store and the benchmark's smoke run on both stores).
 cargo test --release --locked
 
 # deploy/'s SpinKube manifests against spin-operator's CRD schema (a package of its own, so
 # its dependencies' features do not change the host's build).
 cargo test --release --locked -p berth-deploy-check
 
-# The end-to-end suite again, every app on a fresh PostgreSQL database (replicas ran above).
-BERTH_TEST_STORE=postgres cargo test --release --locked -p berth-tests -- --skip replicas_
+# The end-to-end suite again, every app on a fresh PostgreSQL database (replicas and the
+# benchmark's smoke run, which serve both stores themselves, ran above).
+BERTH_TEST_STORE=postgres cargo test --release --locked -p berth-tests -- --skip replicas_ --skip bench_
 
 if [ -d ../shared/spin-conformance ]; then
   python3 ../shared/spin-conformance/run.py target/release/berth
