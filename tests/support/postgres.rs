@@ -35,6 +35,19 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("PostgreSQL: {e}")))
 }
 
+/// Whether a cluster can be started here: PostgreSQL's binaries are found (see [`bin_dir`]).
+pub fn available() -> Result<(), String> {
+    let bin = bin_dir()?;
+    if bin.join("initdb").is_file() && bin.join("pg_ctl").is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "initdb/pg_ctl not found in {} (BERTH_PG_BIN)",
+            bin.display()
+        ))
+    }
+}
+
 /// A fresh, empty database on the shared cluster.
 pub fn fresh_database() -> TestDatabase {
     cluster().create_database()

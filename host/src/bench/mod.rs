@@ -77,7 +77,7 @@ pub struct BenchArgs {
 }
 
 /// Where a catalog is served from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Store {
     Sqlite,
     Postgres,
@@ -164,7 +164,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     });
     let mut stores = args.stores.clone().unwrap_or_else(|| vec![Store::Sqlite]);
+    stores.sort();
     stores.dedup();
+    if stores.contains(&Store::Postgres) {
+        crate::pg_cluster::available().map_err(anyhow::Error::msg)?;
+    }
     let selected = |name: &str| {
         name == "hello"
             || args
