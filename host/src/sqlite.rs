@@ -260,26 +260,25 @@ fn run_statement(
     statement: &str,
     params: Vec<Value>,
 ) -> Result<Rows, String> {
-    let read_only =
-        conn.is_autocommit() && conn.prepare_cached(statement).is_ok_and(|s| s.readonly());
-    if read_only {
-        match run_inline(conn, statement, params.clone()) {
+    let mut stmt = conn.prepare_cached(statement).map_err(|e| e.to_string())?;
+    if conn.is_autocommit() && stmt.readonly() {
+        match run_inline(conn, &mut stmt, params.clone()) {
             Err(Failure::Sqlite(e)) if is_interrupted_or_busy(&e) => {}
             done => return done.map_err(|e| e.to_string()),
         }
     }
-    blocking(|| execute_query(conn, statement, params)).map_err(|e| e.to_string())
+    blocking(|| query_rows(&mut stmt, params)).map_err(|e| e.to_string())
 }
 
 fn run_inline(
     conn: &rusqlite::Connection,
-    statement: &str,
+    stmt: &mut rusqlite::Statement<'_>,
     params: Vec<Value>,
 ) -> Result<Rows, Failure> {
     let deadline = std::time::Instant::now() + INLINE_READ_BUDGET;
     conn.busy_timeout(Duration::ZERO)?;
     conn.progress_handler(1_000, Some(move || std::time::Instant::now() > deadline));
-    let result = execute_query(conn, statement, params);
+    let result = query_rows(stmt, params);
     conn.progress_handler(0, None::<fn() -> bool>);
     wait_when_busy(conn)?;
     result
@@ -336,12 +335,8 @@ impl std::fmt::Display for Failure {
     }
 }
 
-fn execute_query(
-    conn: &rusqlite::Connection,
-    statement: &str,
-    params: Vec<Value>,
-) -> Result<Rows, Failure> {
-    let mut stmt = conn.prepare_cached(statement)?;
+/// Runs a prepared statement and reads all its rows.
+fn query_rows(stmt: &mut rusqlite::Statement<'_>, params: Vec<Value>) -> Result<Rows, Failure> {
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let ncols = columns.len();
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
@@ -520,7 +515,7 @@ mod tests {
         assert_eq!(pool.idle.lock().unwrap().len(), 1);
         let c = pool.get().unwrap();
         assert!(c.is_autocommit());
-        let (cols, rows) = execute_query(&c, "SELECT count(*) AS n FROM t", vec![]).unwrap();
+        let (cols, rows) = run_statement(&c, "SELECT count(*) AS n FROM t", vec![]).unwrap();
         assert_eq!(cols, ["n"]);
         assert_eq!(rows, vec![vec![Value::Integer(0)]]);
         drop(c);
@@ -541,7 +536,7 @@ mod tests {
         let long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) \
                     SELECT count(*) AS c FROM n";
         assert!(matches!(
-            run_inline(&c, long, vec![]),
+            run_inline(&c, &mut c.prepare_cached(long).unwrap(), vec![]),
             Err(Failure::Sqlite(e)) if is_interrupted_or_busy(&e)
         ));
         let started = std::time::Instant::now();
