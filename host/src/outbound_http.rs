@@ -488,25 +488,8 @@ impl WasiHttpHooks for OutboundHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Variable;
-    use std::collections::BTreeMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> AppVariables {
-        let m: BTreeMap<String, Variable> = pairs
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Variable {
-                        default: Some(v.to_string()),
-                        required: false,
-                        secret: false,
-                    },
-                )
-            })
-            .collect();
-        AppVariables::resolve(&m, |_| None).unwrap()
-    }
+    use crate::variables::with_defaults as vars;
 
     fn allowed(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();

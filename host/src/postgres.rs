@@ -1139,25 +1139,10 @@ impl v3::HostConnection for PostgresState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Variable;
-    use crate::variables::AppVariables;
-    use std::collections::BTreeMap;
 
     fn state(entries: &[&str]) -> PostgresState {
-        let vars: BTreeMap<String, Variable> = [("db_host", "127.0.0.1"), ("db_port", "55432")]
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Variable {
-                        default: Some(v.to_string()),
-                        required: false,
-                        secret: false,
-                    },
-                )
-            })
-            .collect();
-        let vars = AppVariables::resolve(&vars, |_| None).unwrap();
+        let vars =
+            crate::variables::with_defaults(&[("db_host", "127.0.0.1"), ("db_port", "55432")]);
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
         let allowed = AllowedHosts::parse(&entries, &vars, &[]).unwrap();
         PostgresState::new("c".into(), Arc::new(allowed), Arc::default())

@@ -270,6 +270,25 @@ impl v2::Host for VariablesState {
     }
 }
 
+/// App variables with these defaults, none required or secret (for tests).
+#[cfg(test)]
+pub fn with_defaults(pairs: &[(&str, &str)]) -> AppVariables {
+    let vars: BTreeMap<String, Variable> = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Variable {
+                    default: Some(v.to_string()),
+                    required: false,
+                    secret: false,
+                },
+            )
+        })
+        .collect();
+    AppVariables::resolve(&vars, |_| None).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
