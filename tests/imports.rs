@@ -305,13 +305,7 @@ fn an_execution_that_reads_failed_briefly_is_not_taken_for_a_failure() {
 #[test]
 fn lost_webhooks_are_recovered_by_reconciliation_on_read() {
     let harbor = TestHarbor::start();
-    harbor.faults(FaultsPatch {
-        webhooks: Some(WebhookFaultsPatch {
-            drop: Some(true),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    harbor.drop_webhooks();
     let app = app_with(&harbor, 1);
     let id = started_id(&import(
         &app,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_domain::db::Db;
-use berth_tests::harbor::{FaultsPatch, TestHarbor, WebhookFaultsPatch};
+use berth_tests::harbor::TestHarbor;
 use berth_tests::postgres::{TestDatabase, fresh_database};
 use berth_tests::proxy::RoundRobin;
 use berth_tests::{AppOptions, Reply, TestApp, WEBHOOK_SECRET};
@@ -183,13 +183,7 @@ fn replicas_converge_on_concurrent_webhooks() {
     const IMAGES: usize = 4;
     let harbor = TestHarbor::start();
     // Harbor records its webhooks but sends none: the test delivers them all at once below.
-    harbor.faults(FaultsPatch {
-        webhooks: Some(WebhookFaultsPatch {
-            drop: Some(true),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    harbor.drop_webhooks();
     // Reads never ask Harbor: webhooks alone move the imports.
     let r = Replicas::start(Some(&harbor), &[("import_reconcile_after_seconds", "3600")]);
     let ids: Vec<i64> = (0..IMAGES)

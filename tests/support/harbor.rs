@@ -55,6 +55,17 @@ impl TestHarbor {
         self.sim.set_faults(patch);
     }
 
+    /// Harbor records its webhooks but delivers none.
+    pub fn drop_webhooks(&self) {
+        self.faults(FaultsPatch {
+            webhooks: Some(WebhookFaultsPatch {
+                drop: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+
     pub fn upstream(&self, image: UpstreamImage) {
         self.sim.define_upstream(image);
     }
