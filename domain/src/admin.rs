@@ -257,6 +257,35 @@ fn text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
     Ok(value)
 }
 
+/// A name-like field (a name, tag, owner, list entry): also no tab, newline or bidi
+/// control, so what is shown is what is matched.
+fn name_text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
+    if let Some(c) = crate::query::forbidden_char(&value) {
+        return Err(ApiError::bad_param(
+            field,
+            crate::query::forbidden_char_problem(c),
+        ));
+    }
+    text(field, value, max)
+}
+
+/// An optional name-like field: `null` or `""` clears it.
+fn opt_name_text(
+    field: &str,
+    value: Option<Option<String>>,
+    max: usize,
+) -> Result<Option<Option<String>>, ApiError> {
+    if let Some(Some(v)) = &value
+        && let Some(c) = crate::query::forbidden_char(v)
+    {
+        return Err(ApiError::bad_param(
+            field,
+            crate::query::forbidden_char_problem(c),
+        ));
+    }
+    opt_text(field, value, max)
+}
+
 /// An optional text field: `null` or `""` clears it.
 fn opt_text(
     field: &str,
@@ -280,7 +309,7 @@ fn text_list(field: &str, values: Option<Vec<String>>) -> Result<Option<Vec<Stri
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for v in values {
-        let v = text(field, v, 64)?;
+        let v = name_text(field, v, 64)?;
         if !out.contains(&v) {
             out.push(v);
         }
@@ -337,8 +366,8 @@ fn digest(v: Option<Option<String>>) -> Result<Option<Option<String>>, ApiError>
 impl Changes {
     fn from_v1(b: V1Body) -> Result<Changes, ApiError> {
         let mut c = Changes {
-            name: b.name.map(|n| text("name", n, 256)).transpose()?,
-            display_name: opt_text("display_name", b.display_name, 256)?,
+            name: b.name.map(|n| name_text("name", n, 256)).transpose()?,
+            display_name: opt_name_text("display_name", b.display_name, 256)?,
             description: opt_text("description", b.description, 4096)?,
             category: opt_text("category", b.category, 64)?,
             framework: opt_text("framework", b.framework, 64)?,
@@ -351,7 +380,7 @@ impl Changes {
             reference: reference("registry_url", b.registry_url)?,
             is_official: b.is_official,
             visibility: visibility(b.visibility)?,
-            owner: b.owner.map(|o| text("owner", o, 128)).transpose()?,
+            owner: b.owner.map(|o| name_text("owner", o, 128)).transpose()?,
             publication: publication("publication", b.publication)?,
             size: b.size.map(|s| s.bytes("size")).transpose()?,
             digest: digest(b.digest)?,
@@ -379,8 +408,8 @@ impl Changes {
         let cuda_version = opt_text("cudaVersion", b.cuda_version, 32)?;
         let preset_cuda = b.preset_cuda.or(cuda_version.as_ref().map(Option::is_some));
         Ok(Changes {
-            name: name.map(|n| text("name", n, 256)).transpose()?,
-            display_name: opt_text("displayName", b.display_name, 256)?,
+            name: name.map(|n| name_text("name", n, 256)).transpose()?,
+            display_name: opt_name_text("displayName", b.display_name, 256)?,
             description: opt_text("description", b.description, 4096)?,
             category: opt_text("category", b.category, 64)?,
             // The console lists frameworks; the first is the primary one.
@@ -528,6 +557,18 @@ impl Writer<'_> {
             return Err(ApiError::forbidden(
                 "only admins can change official images",
             ));
+        }
+        // Public and imported rows are shared copies everyone uses (an import's Harbor
+        // artifact too): the importer is only recorded in created_by, never their owner.
+        if image.origin == "import" {
+            return Err(ApiError::forbidden(format!(
+                "image {id} is an imported, shared image: only admins can change or delete it"
+            )));
+        }
+        if image.visibility == "public" {
+            return Err(ApiError::forbidden(format!(
+                "image {id} is public: only admins can change or delete it"
+            )));
         }
         if image.owner.as_deref() != Some(self.caller.name.as_str()) {
             return Err(ApiError::forbidden(
@@ -799,7 +840,7 @@ impl Writer<'_> {
         }
         let body: VersionBody = json_body(self.req)?;
         let parent = self.modifiable(id)?;
-        let version = text("version", body.version, 128)?;
+        let version = name_text("version", body.version, 128)?;
         let reference = ImageRef::parse(&format!(
             "{}/{}:{}",
             parent.registry, parent.repository, version

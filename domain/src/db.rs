@@ -241,7 +241,12 @@ impl DbError {
     pub fn from_message(message: impl Into<String>) -> DbError {
         let m = message.into();
         let lower = m.to_ascii_lowercase();
-        if lower.contains("unique constraint") || lower.contains("duplicate key") {
+        // SQLite says "UNIQUE constraint failed"; PostgreSQL "duplicate key value violates
+        // unique constraint", with SQLSTATE 23505 when the driver passes the code along.
+        if lower.contains("unique constraint")
+            || lower.contains("duplicate key")
+            || lower.contains("23505")
+        {
             DbError::Conflict(m)
         } else if lower.contains("database is locked")
             || lower.contains("busy")
@@ -396,6 +401,10 @@ mod tests {
         ));
         assert!(matches!(
             DbError::from_message("duplicate key value violates unique constraint"),
+            DbError::Conflict(_)
+        ));
+        assert!(matches!(
+            DbError::from_message("DbError { code: \"23505\", message: \"boom\" }"),
             DbError::Conflict(_)
         ));
         assert!(matches!(

@@ -149,9 +149,33 @@ impl From<crate::db::DbError> for ApiError {
                 eprintln!("error: database busy: {m}");
                 ApiError::new(503, "the database is busy; retry shortly")
             }
+            // Every write path funnels through here, so no UNIQUE violation is ever a 500;
+            // callers that know which field collided map it themselves first.
+            crate::db::DbError::Conflict(m) => {
+                eprintln!("warning: uniqueness conflict: {m}");
+                ApiError::conflict(format!(
+                    "the change conflicts with a record that already exists ({})",
+                    conflict_subject(&m)
+                ))
+            }
             other => ApiError::internal("querying the database", other),
         }
     }
+}
+
+/// The constraint a driver's uniqueness message names (e.g. `images.name`), without the
+/// rest of the driver text.
+fn conflict_subject(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    if let Some(i) = lower.find("unique constraint failed:") {
+        let rest = &message[i + "unique constraint failed:".len()..];
+        return rest.split(['\n', '"', '\'']).next().unwrap_or("").trim().to_owned();
+    }
+    if let Some(i) = lower.find("unique constraint \"") {
+        let rest = &message[i + "unique constraint \"".len()..];
+        return rest.split('"').next().unwrap_or("").to_owned();
+    }
+    "a unique field".to_owned()
 }
 
 /// Renders a handler's result in the envelope of its API.

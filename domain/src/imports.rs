@@ -709,8 +709,9 @@ fn claim(
                 db.query(
                     "INSERT INTO images (name, description, category, framework, registry, repository, tag, \
                      visibility, owner, status, publication, origin, created_by, updated_by, created_at, updated_at) \
-                     VALUES (?, ?, 'imported', NULL, ?, ?, ?, 'public', ?, 'importing', 'online', 'import', ?, ?, ?, ?) \
+                     VALUES (?, ?, 'imported', NULL, ?, ?, ?, 'public', NULL, 'importing', 'online', 'import', ?, ?, ?, ?) \
                      RETURNING id",
+                    // No owner: the row is a shared copy; the importer is created_by.
                     &[
                         name.clone().into(),
                         format!("Imported from {name}").into(),
@@ -719,11 +720,18 @@ fn claim(
                         tag.clone().into(),
                         caller.name.clone().into(),
                         caller.name.clone().into(),
-                        caller.name.clone().into(),
                         now.clone().into(),
                         now.clone().into(),
                     ],
-                )?
+                )
+                // Another image (not at this destination) may already hold the name.
+                .map_err(|e| match e {
+                    DbError::Conflict(_) => ApiError::conflict(format!(
+                        "an image named '{name}' already exists and is not this import; \
+                         ask an admin to rename it, then import again"
+                    )),
+                    other => other.into(),
+                })?
                 .scalar_i64()
                 .ok_or_else(|| ApiError::internal("recording an import", "no id returned"))?
             }
@@ -870,9 +878,11 @@ pub async fn retry<S: HttpSender>(
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure(ctx.db)?;
     let image = crate::catalog::visible_image(id, ctx, caller)?;
-    if !caller.is_admin() && image.owner.as_deref() != Some(caller.name.as_str()) {
+    // Imports have no owner; the one who started it (or an admin) may retry it, as they
+    // could by importing the same source again.
+    if !caller.is_admin() && image.created_by.as_deref() != Some(caller.name.as_str()) {
         return Err(ApiError::forbidden(
-            "only the image's owner or an admin can retry its import",
+            "only the user who started the import or an admin can retry it",
         ));
     }
     let row = latest_import(ctx.db, id)?

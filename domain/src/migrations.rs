@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_official_images"),
     migration!(3, "0003_catalog_counts_and_search"),
     migration!(4, "0004_listed_newest_first"),
+    migration!(5, "0005_imports_have_no_owner"),
 ];
 
 impl Migration {

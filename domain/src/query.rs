@@ -139,12 +139,46 @@ pub struct ListQuery {
     pub view: View,
 }
 
+/// A character no name or search term may hold: NUL and the other C0 controls, DEL, and
+/// the bidi controls that make text display differently from what it matches
+/// ("Trojan Source"). NUL also breaks PostgreSQL text parameters (a 500 before this check).
+pub fn forbidden_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}' | '\u{200e}' | '\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// What `forbidden_char` found, for a 400 that names the parameter or field.
+pub fn forbidden_char_problem(c: char) -> String {
+    format!(
+        "contains the control or bidi character U+{:04X}, which names and search terms may not hold",
+        c as u32
+    )
+}
+
 /// Query pairs, checked for repeats of the parameters we read.
 struct Params<'a> {
     pairs: &'a [(String, String)],
 }
 
 impl<'a> Params<'a> {
+    /// The pairs, refused whole when any name or value holds a forbidden character.
+    fn new(pairs: &'a [(String, String)]) -> Result<Params<'a>, ApiError> {
+        for (k, v) in pairs {
+            if let Some(c) = forbidden_char(k) {
+                return Err(ApiError::bad_request(format!(
+                    "a query parameter name {}",
+                    forbidden_char_problem(c)
+                )));
+            }
+            if let Some(c) = forbidden_char(v) {
+                return Err(ApiError::bad_param(k, forbidden_char_problem(c)));
+            }
+        }
+        Ok(Params { pairs })
+    }
+
     /// The value of `name`, `None` when absent or empty; 400 when given twice.
     fn get(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
         let mut found = self
@@ -234,7 +268,7 @@ impl Filters {
 impl ListQuery {
     /// `GET /api/v1/images` parameters (seeds 000 and 003).
     pub fn from_v1(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
-        let p = Params { pairs };
+        let p = Params::new(pairs)?;
         let mut filters = Filters::read(&p, "chip_type", "applicable_scope")?;
         filters.text = p.text("q")?;
         filters.tag = p.text("tag")?;
@@ -318,7 +352,7 @@ impl ListQuery {
 
     /// Console `GET /api/images` parameters (seed 001, plus seed 002's filters).
     pub fn from_console(pairs: &[(String, String)]) -> Result<ListQuery, ApiError> {
-        let p = Params { pairs };
+        let p = Params::new(pairs)?;
         let mut filters = Filters::read(&p, "chipType", "applicableScope")?;
         filters.publication = match p.get("status")? {
             Some(v) => Some(Publication::parse(v).ok_or_else(|| {
@@ -454,6 +488,15 @@ mod tests {
         assert!(message(v1("status=gone")).contains("'status'"));
         assert!(message(v1("page=1&page=2")).contains("more than once"));
         assert!(message(v1(&format!("name={}", "x".repeat(300)))).contains("'name'"));
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused() {
+        for q in ["name=a%00b", "name=%1b", "keyword=x\u{202e}y", "sort=%7f", "name=\u{2066}"] {
+            let m = message(v1(q));
+            assert!(m.contains("control or bidi"), "{q}: {m}");
+        }
+        assert!(forbidden_char("GPU 镜像 ordinary").is_none());
     }
 
     #[test]
