@@ -625,8 +625,13 @@ fn deleting_an_imported_image_deletes_it_in_harbor() {
             .count(),
         1
     );
+    // The imported copy is shared: its importer may not delete it (issue #12), an admin may.
     let r = app
         .as_user("alice")
+        .send("DELETE", &format!("/api/v1/images/{id}"), None);
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = app
+        .as_admin()
         .send("DELETE", &format!("/api/v1/images/{id}"), None);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -656,7 +661,7 @@ fn deleting_an_imported_image_deletes_it_in_harbor() {
         ..Default::default()
     });
     let r = app
-        .as_user("alice")
+        .as_admin()
         .send("DELETE", &format!("/api/v1/images/{id}"), None);
     assert_eq!(r.status, 502, "{}", r.text);
     assert!(
