@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::harbor::{TestHarbor, UpstreamImage};
 use berth_domain::auth::Role;
+use berth_tests::harbor::{TestHarbor, UpstreamImage};
 use berth_tests::{AppOptions, Caller, Reply, TestApp};
 use serde_json::{Value, json};
 
@@ -112,7 +112,11 @@ fn harbor_has(harbor: &TestHarbor, tag: &str) -> bool {
 /// Every write a non-admin could try on image `id`, through both APIs.
 fn writes(id: i64) -> Vec<(&'static str, String, Option<Value>)> {
     vec![
-        ("PUT", format!("/api/v1/images/{id}"), Some(json!({"name": "mine-now"}))),
+        (
+            "PUT",
+            format!("/api/v1/images/{id}"),
+            Some(json!({"name": "mine-now"})),
+        ),
         (
             "PATCH",
             format!("/api/v1/images/{id}"),
@@ -128,7 +132,11 @@ fn writes(id: i64) -> Vec<(&'static str, String, Option<Value>)> {
             format!("/api/v1/images/{id}"),
             Some(json!({"description": "defaced"})),
         ),
-        ("PUT", format!("/api/images/{id}"), Some(json!({"name": "mine-too"}))),
+        (
+            "PUT",
+            format!("/api/images/{id}"),
+            Some(json!({"name": "mine-too"})),
+        ),
         (
             "PUT",
             format!("/api/images/{id}/status"),
@@ -162,7 +170,11 @@ fn importers_do_not_own_the_shared_copy() {
     // The importer is recorded, not made owner.
     let before = alice.get(&format!("/api/v1/images/{id}"));
     assert_eq!(before.status, 200, "{}", before.text);
-    assert_eq!(before.body["data"]["created_by"], "alice", "{}", before.text);
+    assert_eq!(
+        before.body["data"]["created_by"], "alice",
+        "{}",
+        before.text
+    );
     assert_eq!(before.body["data"]["owner"], Value::Null, "{}", before.text);
     assert_eq!(before.body["data"]["visibility"], "public");
 
@@ -173,15 +185,28 @@ fn importers_do_not_own_the_shared_copy() {
 
     let after = app.as_user("carol").get(&format!("/api/v1/images/{id}"));
     assert_eq!(after.status, 200, "{}", after.text);
-    for field in ["name", "registry_url", "visibility", "description", "publication"] {
+    for field in [
+        "name",
+        "registry_url",
+        "visibility",
+        "description",
+        "publication",
+    ] {
         assert_eq!(
             after.body["data"][field], before.body["data"][field],
             "{field} changed"
         );
     }
-    assert!(harbor_has(&harbor, "22.04"), "the Harbor artifact was deleted");
+    assert!(
+        harbor_has(&harbor, "22.04"),
+        "the Harbor artifact was deleted"
+    );
     let versions = app.as_admin().get("/api/v1/images?name=evil");
-    assert_eq!(versions.body["data"]["pagination"]["total"], 0, "{}", versions.text);
+    assert_eq!(
+        versions.body["data"]["pagination"]["total"], 0,
+        "{}",
+        versions.text
+    );
 
     // Admins still may; once hidden, the importer no longer even sees it (404, not 403).
     let hidden = app.as_admin().send(
@@ -251,7 +276,9 @@ fn public_images_are_changed_by_admins_only_and_own_private_ones_still_by_their_
         );
         t.expect("forged token", r, 401, "");
     }
-    let r = app.anonymous().send("DELETE", &format!("/api/v1/images/{shared}"), None);
+    let r = app
+        .anonymous()
+        .send("DELETE", &format!("/api/v1/images/{shared}"), None);
     t.expect("no token", r, 401, "");
     assert_eq!(admin.get(&format!("/api/v1/images/{shared}")).status, 200);
     t.finish();
@@ -317,8 +344,32 @@ fn control_and_bidi_characters_are_refused_naming_the_parameter() {
         ),
     ] {
         let r = admin.send("POST", "/api/images", Some(&body));
-        t.expect(&format!("console body {body}"), r, 400, &format!("'{field}'"));
+        t.expect(
+            &format!("console body {body}"),
+            r,
+            400,
+            &format!("'{field}'"),
+        );
     }
+
+    // Import sources and registry names are refused too.
+    for source in [
+        "docker.io/library/a\u{0}b:1",
+        "docker.io/library/ubuntu:22\u{202e}04",
+    ] {
+        let r = user.send(
+            "POST",
+            "/api/v1/images:import",
+            Some(&json!({"source": source})),
+        );
+        t.expect(&format!("import {source:?}"), r, 400, "'source'");
+    }
+    let r = admin.send(
+        "POST",
+        "/api/v1/registries",
+        Some(&json!({"name": "mirror\u{202e}", "host": "mirror.example.com"})),
+    );
+    t.expect("registry name", r, 400, "'name'");
 
     // Updates and versions too; the image itself is untouched.
     let r = admin.send(

@@ -169,7 +169,12 @@ fn conflict_subject(message: &str) -> String {
     let lower = message.to_ascii_lowercase();
     if let Some(i) = lower.find("unique constraint failed:") {
         let rest = &message[i + "unique constraint failed:".len()..];
-        return rest.split(['\n', '"', '\'']).next().unwrap_or("").trim().to_owned();
+        return rest
+            .split(['\n', '"', '\''])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
     }
     if let Some(i) = lower.find("unique constraint \"") {
         let rest = &message[i + "unique constraint \"".len()..];
@@ -211,5 +216,25 @@ mod tests {
         let err = ApiError::method_not_allowed("PATCH", "GET").into_response(Api::Console);
         assert_eq!(err.header("allow"), Some("GET"));
         assert_eq!(err.body_json()["success"], false);
+    }
+
+    #[test]
+    fn uniqueness_conflicts_are_409s_naming_the_constraint() {
+        use crate::db::DbError;
+        for (driver, subject) in [
+            (
+                "Io(\"UNIQUE constraint failed: images.name\")",
+                "images.name",
+            ),
+            (
+                "db error: ERROR: duplicate key value violates unique constraint \"registries_host_key\"",
+                "registries_host_key",
+            ),
+            ("DbError { code: \"23505\" }", "a unique field"),
+        ] {
+            let e = ApiError::from(DbError::from_message(driver));
+            assert_eq!(e.status, 409, "{driver}");
+            assert!(e.message.contains(subject), "{driver}: {}", e.message);
+        }
     }
 }

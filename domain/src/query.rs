@@ -492,7 +492,13 @@ mod tests {
 
     #[test]
     fn control_and_bidi_characters_are_refused() {
-        for q in ["name=a%00b", "name=%1b", "keyword=x\u{202e}y", "sort=%7f", "name=\u{2066}"] {
+        for q in [
+            "name=a%00b",
+            "name=%1b",
+            "keyword=x\u{202e}y",
+            "sort=%7f",
+            "name=\u{2066}",
+        ] {
             let m = message(v1(q));
             assert!(m.contains("control or bidi"), "{q}: {m}");
         }

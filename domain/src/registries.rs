@@ -210,9 +210,18 @@ pub async fn handle<S: HttpSender>(
 
 fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
     match v.map(|s| s.trim().to_owned()) {
-        Some(s) if s.is_empty() || s.len() > max || s.chars().any(char::is_control) => Err(
-            ApiError::bad_param(field, format!("must be 1 to {max} printable characters")),
-        ),
+        // Bidi controls too: a registry's name is shown to users as-is.
+        Some(s)
+            if s.is_empty()
+                || s.len() > max
+                || s.chars().any(char::is_control)
+                || crate::query::forbidden_char(&s).is_some() =>
+        {
+            Err(ApiError::bad_param(
+                field,
+                format!("must be 1 to {max} printable characters"),
+            ))
+        }
         other => Ok(other),
     }
 }
