@@ -84,6 +84,7 @@ fn images_ls(c: &Client, a: &ListArgs) -> Outcome {
         q.push(("is_official", "false".into()));
     }
     let mut data = c.get(&format!("/api/v1/images?{}", query(&q)))?;
+    let on_page = data["items"].as_array().map_or(0, Vec::len);
     if let (Some(cuda), Some(items)) = (&a.cuda, data["items"].as_array_mut()) {
         items.retain(|i| text(i, "cuda_version").starts_with(cuda.as_str()));
     }
@@ -118,6 +119,12 @@ fn images_ls(c: &Client, a: &ListArgs) -> Outcome {
         text(p, "total_pages"),
         text(p, "total")
     );
+    if let Some(cuda) = &a.cuda {
+        println!(
+            "{} of the {on_page} on this page have CUDA {cuda} (the API has no CUDA filter)",
+            items.len()
+        );
+    }
     Ok(())
 }
 
@@ -214,7 +221,9 @@ enum Progress {
 
 impl Progress {
     fn new(label: &str) -> Progress {
-        if is_tty() {
+        // indicatif draws on stderr; the results go to stdout: bars only when both are a
+        // terminal, so a redirected stdout gets the plain lines it can keep.
+        if is_tty() && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let multi = MultiProgress::new();
             let overall = multi.add(ProgressBar::new(100));
             overall.set_style(
@@ -287,13 +296,19 @@ impl Progress {
 
     fn finish(self) {
         if let Progress::Bars {
-            overall, layers, ..
+            multi,
+            overall,
+            layers,
         } = self
         {
+            overall.disable_steady_tick();
             for b in layers.values() {
                 b.finish();
             }
             overall.finish();
+            drop((layers, overall, multi));
+            // The bars end without a newline (they were redrawn in place).
+            eprintln!();
         }
     }
 }
