@@ -115,7 +115,9 @@ fn import_watch_follows_an_import_to_its_digest() {
     let listed = app
         .as_user("alice")
         .get("/api/v1/images?name=library/nginx&ready=true");
-    let id = listed.body["data"]["items"][0]["image_id"].as_i64().unwrap();
+    let id = listed.body["data"]["items"][0]["image_id"]
+        .as_i64()
+        .unwrap();
     let image = app.as_user("alice").get(&format!("/api/v1/images/{id}"));
     let digest = image.body["data"]["digest"].as_str().unwrap().to_owned();
     assert!(digest.starts_with("sha256:"), "{}", image.text);
@@ -147,17 +149,28 @@ fn login_saves_url_and_token_privately_and_later_commands_use_them() {
     let token = app.token("alice", Role::User);
 
     // A refused token is not saved: exit 3, the API's message.
-    let run = berth(home.path(), &[], &["login", &app.base_url, "--token", "nope"]);
+    let run = berth(
+        home.path(),
+        &[],
+        &["login", &app.base_url, "--token", "nope"],
+    );
     assert_eq!(run.status, Some(3), "{run}");
     let path = home.path().join(".config/berth/config.toml");
     assert!(!path.exists(), "{run}");
 
-    let run = berth(home.path(), &[], &["login", &app.base_url, "--token", &token]);
+    let run = berth(
+        home.path(),
+        &[],
+        &["login", &app.base_url, "--token", &token],
+    );
     assert_eq!(run.status, Some(0), "{run}");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", path.display());
     let saved = std::fs::read_to_string(&path).unwrap();
-    assert!(saved.contains(&token) && saved.contains(&app.base_url), "{saved}");
+    assert!(
+        saved.contains(&token) && saved.contains(&app.base_url),
+        "{saved}"
+    );
 
     let run = berth(home.path(), &[], &["images", "ls", "--official"]);
     assert_eq!(run.status, Some(0), "{run}");
@@ -174,7 +187,11 @@ fn login_saves_url_and_token_privately_and_later_commands_use_them() {
     assert!(run.stderr.contains("berth login"), "{run}");
 
     // Usage errors are clap's: exit 2.
-    let run = berth(home.path(), &[], &["images", "ls", "--official", "--custom"]);
+    let run = berth(
+        home.path(),
+        &[],
+        &["images", "ls", "--official", "--custom"],
+    );
     assert_eq!(run.status, Some(2), "{run}");
 }
 

@@ -60,7 +60,10 @@ impl Client {
             Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
             Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
             Err(ureq::Error::Transport(t)) => {
-                return Err(Failure::Auth(format!("cannot reach berth at {}: {t}", self.base)));
+                return Err(Failure::Auth(format!(
+                    "cannot reach berth at {}: {t}",
+                    self.base
+                )));
             }
         };
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -77,7 +80,11 @@ impl Client {
             .map(str::to_owned)
             .unwrap_or_else(|| {
                 let t = text.trim();
-                if t.is_empty() { format!("HTTP {status}") } else { t.to_owned() }
+                if t.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    t.to_owned()
+                }
             });
         Err(match status {
             401 | 403 => Failure::Auth(message),

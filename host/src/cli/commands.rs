@@ -102,14 +102,28 @@ fn images_ls(c: &Client, a: &ListArgs) -> Outcome {
                 first(i, &["framework", "frameworks"]),
                 text(i, "cuda_version"),
                 text(i, "chip_type"),
-                if i["is_official"] == true { "official" } else { "custom" }.into(),
+                if i["is_official"] == true {
+                    "official"
+                } else {
+                    "custom"
+                }
+                .into(),
                 text(i, "status"),
                 size(i["size"].as_i64().unwrap_or(0)),
             ]
         })
         .collect();
     table(
-        &["ID", "NAME", "FRAMEWORK", "CUDA", "CHIP", "KIND", "STATUS", "SIZE"],
+        &[
+            "ID",
+            "NAME",
+            "FRAMEWORK",
+            "CUDA",
+            "CHIP",
+            "KIND",
+            "STATUS",
+            "SIZE",
+        ],
         rows,
     );
     let p = &data["pagination"];
@@ -264,9 +278,11 @@ impl Progress {
                     let bar = bars.entry(name.clone()).or_insert_with(|| {
                         let b = multi.add(ProgressBar::new(100));
                         b.set_style(
-                            ProgressStyle::with_template("  {prefix:20} [{bar:30}] {pos:>3}% {msg}")
-                                .unwrap()
-                                .progress_chars("=> "),
+                            ProgressStyle::with_template(
+                                "  {prefix:20} [{bar:30}] {pos:>3}% {msg}",
+                            )
+                            .unwrap()
+                            .progress_chars("=> "),
                         );
                         b.set_prefix(short(name));
                         b
@@ -275,10 +291,7 @@ impl Progress {
                     bar.set_message(st);
                 }
             }
-            Progress::Lines {
-                last,
-                layers: seen,
-            } => {
+            Progress::Lines { last, layers: seen } => {
                 if *last != Some(progress) {
                     println!("progress {progress}%");
                     *last = Some(progress);
@@ -349,7 +362,11 @@ fn import(c: &Client, source: &str, registry: Option<&str>, watch: bool, as_json
     if !as_json {
         println!("{} (image {id})", text(&started, "message"));
     }
-    let mut bars = if as_json { None } else { Some(Progress::new("import")) };
+    let mut bars = if as_json {
+        None
+    } else {
+        Some(Progress::new("import"))
+    };
     let mut backoff = Backoff::new();
     let mut last = Value::Null;
     let details = loop {
@@ -402,7 +419,9 @@ pub fn build_image(a: &BuildArgs) -> Outcome {
 
 fn build(c: &Client, a: &BuildArgs) -> Outcome {
     let (Some(file), Some(name)) = (&a.file, &a.name) else {
-        return Err(Failure::Usage("an image build needs -f Dockerfile and --name".into()));
+        return Err(Failure::Usage(
+            "an image build needs -f Dockerfile and --name".into(),
+        ));
     };
     let dockerfile = std::fs::read_to_string(file)
         .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))?;
@@ -454,7 +473,9 @@ fn build(c: &Client, a: &BuildArgs) -> Outcome {
         }
         printed = lines.len();
         status = now;
-        if !matches!(status.as_str(), "building" | "running" | "queued") || Instant::now() > deadline {
+        if !matches!(status.as_str(), "building" | "running" | "queued")
+            || Instant::now() > deadline
+        {
             break b;
         }
         backoff.wait();
@@ -464,7 +485,11 @@ fn build(c: &Client, a: &BuildArgs) -> Outcome {
     }
     if status == "failed" {
         let why = text(&b, "message");
-        return Err(Failure::Api(if why.is_empty() { format!("build {id} failed") } else { why }));
+        return Err(Failure::Api(if why.is_empty() {
+            format!("build {id} failed")
+        } else {
+            why
+        }));
     }
     if !a.json {
         println!("image {} ready", text(&b, "image_id"));
@@ -489,11 +514,25 @@ fn builds_ls(c: &Client, as_json: bool) -> Outcome {
                 text(b, "status"),
                 text(b, "image_id"),
                 text(b, "updated_at"),
-                text(b, "log_tail").lines().last().unwrap_or_default().to_owned(),
+                text(b, "log_tail")
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .to_owned(),
             ]
         })
         .collect();
-    table(&["BUILD", "NAME", "STATUS", "IMAGE", "UPDATED", "LAST LOG LINE"], rows);
+    table(
+        &[
+            "BUILD",
+            "NAME",
+            "STATUS",
+            "IMAGE",
+            "UPDATED",
+            "LAST LOG LINE",
+        ],
+        rows,
+    );
     Ok(())
 }
 
@@ -535,11 +574,19 @@ fn registries(c: &Client, cmd: RegistriesCommand) -> Outcome {
                         text(r, "type"),
                         text(r, "url"),
                         text(r, "username"),
-                        if r["has_password"] == true { "yes" } else { "no" }.into(),
+                        if r["has_password"] == true {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .into(),
                     ]
                 })
                 .collect();
-            table(&["ID", "NAME", "HOST", "TYPE", "URL", "USER", "PASSWORD"], rows);
+            table(
+                &["ID", "NAME", "HOST", "TYPE", "URL", "USER", "PASSWORD"],
+                rows,
+            );
             Ok(())
         }
         RegistriesCommand::Add {

@@ -54,9 +54,7 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Registries(RegistriesCommand),
     /// Print a shell completion script.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
