@@ -204,3 +204,89 @@ fn completions_are_printed_for_each_shell() {
         assert!(run.stdout.contains("images"), "{shell}: {run}");
     }
 }
+
+#[test]
+fn build_watch_follows_a_build_to_its_image_and_builds_ls_lists_it() {
+    let harbor = TestHarbor::start();
+    let app = app_with(&harbor);
+    let dir = tempfile::tempdir().unwrap();
+    let dockerfile = dir.path().join("Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        "FROM ubuntu20-pytorch:2.0\nRUN pip install transformers\n",
+    )
+    .unwrap();
+    let file = dockerfile.to_str().unwrap();
+    let run = berth_as(
+        &app,
+        "alice",
+        &["build", "-f", file, "--name", "my-image:1.0", "--watch"],
+    );
+    assert_eq!(run.status, Some(0), "{run}");
+    assert!(run.stdout.contains(": succeeded"), "{run}");
+    assert!(run.stdout.contains("ready"), "{run}");
+
+    let run = berth_as(&app, "alice", &["builds", "ls"]);
+    assert_eq!(run.status, Some(0), "{run}");
+    assert!(run.stdout.contains("alice/my-image:1.0"), "{run}");
+
+    // The same name again: the API's 409, in its own words, exit 1.
+    let run = berth_as(
+        &app,
+        "alice",
+        &["build", "-f", file, "--name", "my-image:1.0"],
+    );
+    assert_eq!(run.status, Some(1), "{run}");
+    assert!(run.stderr.starts_with("error: "), "{run}");
+}
+
+#[test]
+fn registries_are_managed_by_admins_only() {
+    let harbor = TestHarbor::start();
+    let app = app_with(&harbor);
+    let home = tempfile::tempdir().unwrap();
+    let admin = app.token("root", Role::Admin);
+    let as_admin = [
+        ("BERTH_URL", app.base_url.as_str()),
+        ("BERTH_TOKEN", &admin),
+    ];
+
+    let run = berth_as(&app, "alice", &["registries", "add", "nvcr.io"]);
+    assert_eq!(run.status, Some(3), "{run}");
+    assert!(run.stderr.contains("only admins"), "{run}");
+
+    let run = berth(
+        home.path(),
+        &as_admin,
+        &[
+            "registries",
+            "add",
+            "nvcr.io",
+            "--username",
+            "$oauthtoken",
+            "--password",
+            "k",
+        ],
+    );
+    assert_eq!(run.status, Some(0), "{run}");
+    let run = berth_as(&app, "alice", &["registries", "ls", "--json"]);
+    assert_eq!(run.status, Some(0), "{run}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let id = v["items"][0]["id"].as_i64().unwrap().to_string();
+    assert_eq!(v["items"][0]["has_password"], true, "{run}");
+    assert!(
+        !run.stdout.contains("\"k\""),
+        "the password is never shown: {run}"
+    );
+
+    let run = berth(home.path(), &as_admin, &["registries", "rm", &id]);
+    assert_eq!(run.status, Some(0), "{run}");
+    let run = berth(home.path(), &as_admin, &["registries", "rm", &id]);
+    assert_eq!(run.status, Some(1), "{run}");
+    assert!(run.stderr.contains("not found"), "{run}");
+
+    let run = berth(home.path(), &as_admin, &["stats", "--json"]);
+    assert_eq!(run.status, Some(0), "{run}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(v["totalProjects"].is_number(), "{run}");
+}
