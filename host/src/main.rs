@@ -3,6 +3,7 @@
 mod bench;
 mod bindings;
 mod build;
+mod cli;
 mod demo;
 mod key_value;
 mod manifest;
@@ -58,11 +59,9 @@ enum Command {
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
     Bench(bench::BenchArgs),
-    /// Run each component's `[component.<id>.build] command` (like `spin build`).
-    Build {
-        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-        from: PathBuf,
-    },
+    /// Run each component's `[component.<id>.build] command` (like `spin build`), or with
+    /// `--name`, build a custom image on berth from a Dockerfile.
+    Build(cli::BuildArgs),
     /// Print a signed HS256 bearer token for this app's `jwt_secret`.
     Token {
         /// Subject (user name).
@@ -77,6 +76,9 @@ enum Command {
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         from: PathBuf,
     },
+    /// The client commands: talk to a running berth (host/src/cli, docs/cli.md).
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn init_logging() {
@@ -96,7 +98,12 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    match run(cli) {
+    let command = match cli.command {
+        Command::Client(c) => return cli::main(c, <Cli as clap::CommandFactory>::command()),
+        Command::Build(b) if b.name.is_some() => return cli::build_image(&b),
+        other => other,
+    };
+    match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -114,8 +121,8 @@ fn manifest_path(from: PathBuf) -> PathBuf {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Up {
             build,
             listen,
@@ -148,8 +155,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
             })
         }
+        Command::Client(_) => unreachable!("the client commands are run by main"),
         Command::Bench(args) => bench::run(args),
-        Command::Build { from } => build::run(&manifest_path(from)),
+        Command::Build(b) => build::run(&manifest_path(
+            b.file.unwrap_or_else(|| PathBuf::from("spin.toml")),
+        )),
         Command::Token {
             sub,
             role,
