@@ -206,9 +206,16 @@ fn a_gigabyte_chunked_upload_is_cut_off_with_bounded_memory() {
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    let stopped = if over_bound {
+        "the test gave up: memory over the bound"
+    } else if sent < TOTAL {
+        "the host closed the connection"
+    } else {
+        "the whole body was sent"
+    };
     println!(
-        "adversarial_host: peak RSS growth {} MiB during a 1 GB upload (baseline {} MiB, \
-         {} MiB sent before the host cut it off, status {status:?})",
+        "adversarial_host: peak RSS growth {} MiB during a 1 GB upload (baseline {} MiB; \
+         {} MiB sent, then {stopped}; status {status:?})",
         growth / MIB,
         baseline / MIB,
         sent / MIB

@@ -60,7 +60,10 @@ impl Default for OutboundLimits {
 
 impl OutboundLimits {
     /// A guest's request options with each timeout at most the host's.
-    pub fn cap(&self, guest: Option<wasmtime_wasi_http::RequestOptions>) -> wasmtime_wasi_http::RequestOptions {
+    pub fn cap(
+        &self,
+        guest: Option<wasmtime_wasi_http::RequestOptions>,
+    ) -> wasmtime_wasi_http::RequestOptions {
         let guest = guest.unwrap_or_default();
         let cap = |asked: Option<Duration>, max: Duration| Some(asked.map_or(max, |a| a.min(max)));
         wasmtime_wasi_http::RequestOptions {
@@ -235,16 +238,25 @@ mod tests {
         }
         // Defaults only hold when the environment does not set them.
         for var in ["BERTH_MAX_BODY_BYTES", "BERTH_MAX_HEADER_BYTES"] {
-            assert!(std::env::var_os(var).is_none(), "{var} is set in the test environment");
+            assert!(
+                std::env::var_os(var).is_none(),
+                "{var} is set in the test environment"
+            );
         }
         let l = Up::try_parse_from(["up"]).unwrap().limits;
         assert_eq!(l.max_body_bytes, 1024 * 1024);
         assert_eq!(l.max_header_bytes, 64 * 1024);
         assert_eq!(l.header_read_timeout, Duration::from_secs(10));
         assert_eq!(l.body_read_timeout, Duration::from_secs(60));
-        let l = Up::try_parse_from(["up", "--max-body-bytes", "10", "--header-read-timeout", "2s"])
-            .unwrap()
-            .limits;
+        let l = Up::try_parse_from([
+            "up",
+            "--max-body-bytes",
+            "10",
+            "--header-read-timeout",
+            "2s",
+        ])
+        .unwrap()
+        .limits;
         assert_eq!(l.max_body_bytes, 10);
         assert_eq!(l.header_read_timeout, Duration::from_secs(2));
         // hyper panics on a head buffer under 8 KiB: refused at parse time instead.
@@ -263,7 +275,11 @@ mod tests {
         let parsed = Up::try_parse_from(["up"]).unwrap().outbound;
         let d = OutboundLimits::default();
         assert_eq!(
-            (parsed.connect_timeout, parsed.first_byte_timeout, parsed.total_timeout),
+            (
+                parsed.connect_timeout,
+                parsed.first_byte_timeout,
+                parsed.total_timeout
+            ),
             (d.connect_timeout, d.first_byte_timeout, d.total_timeout)
         );
         // No options from the guest: the host's ceilings, not wasmtime's 600 s.

@@ -738,7 +738,11 @@ mod tests {
             ..Default::default()
         };
         let r = send_external(get(addr), Some(asked), &limits(10_000, 300)).await;
-        assert!(matches!(r, Err(HttpError::HttpResponseTimeout)), "{:?}", r.err());
+        assert!(
+            matches!(r, Err(HttpError::HttpResponseTimeout)),
+            "{:?}",
+            r.err()
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(3));
     }
 
@@ -752,7 +756,11 @@ mod tests {
         tokio::spawn(Box::into_pin(io));
         assert_eq!(resp.status(), 200);
         let body = resp.into_body().collect().await;
-        assert!(matches!(body, Err(HttpError::HttpResponseTimeout)), "{:?}", body.err());
+        assert!(
+            matches!(body, Err(HttpError::HttpResponseTimeout)),
+            "{:?}",
+            body.err()
+        );
         let took = started.elapsed();
         assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
     }

@@ -299,7 +299,10 @@ impl Server {
         let started = Instant::now();
         let (parts, body) = req.into_parts();
         match read_body(body, limits.max_body_bytes, limits.body_read_timeout).await {
-            Ok(bytes) => self.handle(Request::from_parts(parts, full(bytes)), client_addr).await,
+            Ok(bytes) => {
+                self.handle(Request::from_parts(parts, full(bytes)), client_addr)
+                    .await
+            }
             Err(refused) => {
                 let mut resp = status(refused.status());
                 // The rest of the body is never read: the connection cannot be reused.
