@@ -6,6 +6,7 @@ mod build;
 mod cli;
 mod demo;
 mod key_value;
+mod limits;
 mod manifest;
 mod outbound_http;
 /// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
@@ -56,6 +57,10 @@ enum Command {
         /// The application manifest.
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         from: PathBuf,
+        #[command(flatten)]
+        limits: limits::Limits,
+        #[command(flatten)]
+        outbound: limits::OutboundLimits,
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
     Bench(bench::BenchArgs),
@@ -128,6 +133,8 @@ fn run(command: Command) -> Result<()> {
             listen,
             state_dir,
             from,
+            limits,
+            outbound,
         } => {
             let from = manifest_path(from);
             if build {
@@ -145,12 +152,12 @@ fn run(command: Command) -> Result<()> {
                 let app_vars = variables::AppVariables::from_environment_with(&app, &fallbacks)?;
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
                 let server = tokio::task::spawn_blocking(move || {
-                    server::Server::with_variables(&app, &state_dir, app_vars)
+                    server::Server::with_variables(&app, &state_dir, app_vars, outbound)
                 })
                 .await??;
 
                 tokio::select! {
-                    r = server.serve(listen) => r,
+                    r = server.serve(listen, limits) => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::limits::OutboundLimits;
 use crate::server::Server;
 use crate::variables::{AppVariables, Template};
 
@@ -471,17 +472,77 @@ impl WasiHttpHooks for OutboundHttp {
                     Ok((resp, boxed_done()))
                 }
                 Target::External => {
-                    let (resp, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
-                    let resp =
-                        resp.map(|b| -> UnsyncBoxBody<Bytes, HttpError> { b.boxed_unsync() });
-                    Ok((
-                        resp,
-                        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ))
+                    send_external(request, options, &server.outbound_limits()).await
                 }
             }
         })
+    }
+}
+
+/// An outbound request to another host under the host's timeouts: wasmtime's own default
+/// is 600 s for each, so a peer that never answers would hold the guest (and its client)
+/// for ten minutes.
+async fn send_external(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    limits: &OutboundLimits,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+> {
+    let deadline = tokio::time::Instant::now() + limits.total_timeout;
+    let send = wasmtime_wasi_http::default_send_request(request, Some(limits.cap(options)));
+    let (resp, io) = tokio::time::timeout_at(deadline, send)
+        .await
+        .map_err(|_| HttpError::HttpResponseTimeout)??;
+    let resp = resp.map(|b| -> UnsyncBoxBody<Bytes, HttpError> {
+        DeadlineBody {
+            inner: b.boxed_unsync(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+        .boxed_unsync()
+    });
+    // The connection task ends with the deadline too (it would outlive a dropped body).
+    let io = async move {
+        tokio::time::timeout_at(deadline, io)
+            .await
+            .unwrap_or(Err(HttpError::HttpResponseTimeout))
+    };
+    Ok((
+        resp,
+        Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ))
+}
+
+/// A response body that fails with `HttpResponseTimeout` once the request's total time is up.
+struct DeadlineBody {
+    inner: UnsyncBoxBody<Bytes, HttpError>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, HttpError>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(HttpError::HttpResponseTimeout)));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -622,5 +683,85 @@ mod tests {
         assert_eq!(u.pattern(), "http://localhost:1234");
         let u = OutboundUrl::parse("https://example.com/", "https").unwrap();
         assert_eq!(u.pattern(), "https://example.com");
+    }
+
+    /// A listener that accepts connections, reads nothing back and, with `head`, sends a
+    /// response head promising a body it never sends.
+    async fn silent_peer(head: bool) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                if head {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nx")
+                        .await;
+                }
+                held.push(conn);
+            }
+        });
+        addr
+    }
+
+    fn get(addr: std::net::SocketAddr) -> http::Request<WasiBody> {
+        http::Request::get(format!("http://{addr}/"))
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap()
+    }
+
+    fn limits(first_byte_ms: u64, total_ms: u64) -> OutboundLimits {
+        OutboundLimits {
+            connect_timeout: std::time::Duration::from_secs(5),
+            first_byte_timeout: std::time::Duration::from_millis(first_byte_ms),
+            total_timeout: std::time::Duration::from_millis(total_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_answers_times_out() {
+        let addr = silent_peer(false).await;
+        let started = std::time::Instant::now();
+        let r = send_external(get(addr), None, &limits(300, 10_000)).await;
+        let took = started.elapsed();
+        assert!(r.is_err(), "a silent peer answered");
+        assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+        // The total deadline applies even when the guest asks for longer.
+        let started = std::time::Instant::now();
+        let asked = RequestOptions {
+            first_byte_timeout: Some(std::time::Duration::from_secs(3600)),
+            ..Default::default()
+        };
+        let r = send_external(get(addr), Some(asked), &limits(10_000, 300)).await;
+        assert!(
+            matches!(r, Err(HttpError::HttpResponseTimeout)),
+            "{:?}",
+            r.err()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_cut_off_at_the_total_deadline() {
+        let addr = silent_peer(true).await;
+        let started = std::time::Instant::now();
+        let (resp, io) = send_external(get(addr), None, &limits(10_000, 500))
+            .await
+            .expect("the head arrives");
+        tokio::spawn(Box::into_pin(io));
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await;
+        assert!(
+            matches!(body, Err(HttpError::HttpResponseTimeout)),
+            "{:?}",
+            body.err()
+        );
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
     }
 }

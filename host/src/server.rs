@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri, uri::Authority};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::key_value::{KeyValueState, Stores};
+use crate::limits::{Limits, OutboundLimits, read_body};
 use crate::manifest::App;
 use crate::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
 use crate::postgres::{Pools as PgPools, PostgresState};
@@ -57,6 +58,7 @@ pub struct Server {
     app_name: String,
     app_version: String,
     local_addr: OnceLock<SocketAddr>,
+    outbound: OutboundLimits,
 }
 
 fn empty() -> WasiBody {
@@ -81,7 +83,12 @@ impl Server {
     /// Validates the app against the runtime, compiles every routed component and builds the router.
     #[cfg(test)]
     pub fn new(app: &App, state_dir: &Path) -> Result<Arc<Server>> {
-        Server::with_variables(app, state_dir, AppVariables::from_environment(app)?)
+        Server::with_variables(
+            app,
+            state_dir,
+            AppVariables::from_environment(app)?,
+            OutboundLimits::default(),
+        )
     }
 
     /// [`Server::new`] with the application variables already resolved.
@@ -89,6 +96,7 @@ impl Server {
         app: &App,
         state_dir: &Path,
         app_vars: AppVariables,
+        outbound: OutboundLimits,
     ) -> Result<Arc<Server>> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
@@ -199,11 +207,17 @@ impl Server {
             app_name: app.name.clone(),
             app_version: app.version.clone(),
             local_addr: OnceLock::new(),
+            outbound,
         }))
     }
 
+    /// The host's ceilings on guests' outbound HTTP requests.
+    pub fn outbound_limits(&self) -> OutboundLimits {
+        self.outbound.clone()
+    }
+
     /// Binds, prints Spin's start-up banner on stdout, then serves until the process ends.
-    pub async fn serve(self: Arc<Self>, listen: SocketAddr) -> Result<()> {
+    pub async fn serve(self: Arc<Self>, listen: SocketAddr, limits: Limits) -> Result<()> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 anyhow!("{listen} is already in use")
@@ -214,6 +228,21 @@ impl Server {
         let addr = listener.local_addr()?;
         let _ = self.local_addr.set(addr);
         self.print_banner(addr)?;
+
+        let limits = Arc::new(limits);
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // hyper's header timer starts whenever the connection waits for a request head, so
+        // it also closes idle keep-alive connections; `max_buf_size` bounds the head (431).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes as usize);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes);
+        let builder = Arc::new(builder);
 
         loop {
             let (stream, client_addr) = match listener.accept().await {
@@ -232,21 +261,63 @@ impl Server {
                 tracing::debug!("cannot set TCP_NODELAY for {client_addr}: {e}");
             }
             let server = self.clone();
+            let limits = limits.clone();
+            let builder = builder.clone();
             tokio::spawn(async move {
+                // hyper-util reads the first bytes (HTTP/2 preface or not) before hyper's
+                // header timer starts, with no deadline of its own: a silent client would
+                // hold the connection forever.
+                if !first_bytes_arrive(&stream, limits.header_read_timeout).await {
+                    tracing::debug!("closing {client_addr}: nothing received in time");
+                    return;
+                }
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let server = server.clone();
+                    let limits = limits.clone();
                     async move {
-                        let req = req.map(|b| b.map_err(HttpError::from).boxed_unsync());
-                        Ok::<_, Infallible>(server.handle(req, client_addr).await)
+                        Ok::<_, Infallible>(server.handle_incoming(req, client_addr, &limits).await)
                     }
                 });
-                if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                if let Err(e) = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
                     tracing::debug!("error serving connection from {client_addr}: {e}");
                 }
             });
+        }
+    }
+
+    /// A request from the network: its body is read (within the limits) before any guest
+    /// runs, so an oversized or stalled body costs at most `max_body_bytes` and no instance.
+    async fn handle_incoming(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client_addr: SocketAddr,
+        limits: &Limits,
+    ) -> Response<WasiBody> {
+        let started = Instant::now();
+        let (parts, body) = req.into_parts();
+        match read_body(body, limits.max_body_bytes, limits.body_read_timeout).await {
+            Ok(bytes) => {
+                self.handle(Request::from_parts(parts, full(bytes)), client_addr)
+                    .await
+            }
+            Err(refused) => {
+                let mut resp = status(refused.status());
+                // The rest of the body is never read: the connection cannot be reused.
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                log_request(
+                    &parts.method,
+                    parts.uri.path(),
+                    resp.status(),
+                    None,
+                    started,
+                    None,
+                );
+                resp
+            }
         }
     }
 
@@ -721,6 +792,26 @@ fn prepare_headers(
         req.headers_mut().append(name, value);
     }
     Ok(())
+}
+
+/// HTTP/2's connection preface, which hyper-util looks for in a connection's first bytes.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits (at most `timeout`) until the connection's first bytes tell HTTP/1 from HTTP/2, as
+/// hyper-util's version sniffing will: false if the client sent nothing (or closed) by then.
+async fn first_bytes_arrive(stream: &tokio::net::TcpStream, timeout: std::time::Duration) -> bool {
+    let sniff = async {
+        let mut buf = [0u8; 24];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == buf.len() || buf[..n] != H2_PREFACE[..n] => return true,
+                // Part of the preface: peek would return the same bytes at once, so wait.
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, sniff).await.unwrap_or(false)
 }
 
 fn log_request(

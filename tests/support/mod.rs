@@ -89,6 +89,8 @@ pub struct AppOptions {
     /// Points berth at a Harbor (`TestHarbor::variables`) whose webhooks reach the app.
     /// Without one, berth's Harbor is a closed port.
     pub harbor: Option<Vec<(String, String)>>,
+    /// Extra environment for the host process (e.g. `BERTH_MAX_BODY_BYTES`).
+    pub env: Vec<(String, String)>,
 }
 
 impl TestApp {
@@ -154,6 +156,7 @@ impl TestApp {
                 value,
             );
         }
+        cmd.envs(opts.env);
         let mut child = cmd.spawn().expect("start the berth host");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
@@ -176,6 +179,16 @@ impl TestApp {
             child,
             output,
         }
+    }
+
+    /// The host process's id (e.g. to read its memory from `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `host:port` the host listens on, for raw TCP clients.
+    pub fn addr(&self) -> &str {
+        self.base_url.trim_start_matches("http://")
     }
 
     /// Everything the host printed so far (stdout and stderr).
