@@ -114,6 +114,15 @@ impl BodyRefused {
             BodyRefused::Broken => StatusCode::BAD_REQUEST,
         }
     }
+
+    /// The plain-text reason sent with the status, so a client learns what was wrong.
+    pub fn reason(&self, limit: u64) -> String {
+        match self {
+            BodyRefused::TooLarge => format!("request body larger than {limit} bytes\n"),
+            BodyRefused::TimedOut => "request body not received in time\n".to_string(),
+            BodyRefused::Broken => "request body ended early or was malformed\n".to_string(),
+        }
+    }
 }
 
 /// Reads a whole request body, refusing it as soon as it declares or passes `limit` bytes:

@@ -304,7 +304,12 @@ impl Server {
                     .await
             }
             Err(refused) => {
-                let mut resp = status(refused.status());
+                let mut resp = Response::new(full(refused.reason(limits.max_body_bytes)));
+                *resp.status_mut() = refused.status();
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 // The rest of the body is never read: the connection cannot be reused.
                 resp.headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
