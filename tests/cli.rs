@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use berth_domain::auth::Role;
-use berth_tests::harbor::TestHarbor;
-use berth_tests::{AppOptions, TestApp, host_binary};
+use berth_tests::harbor::{FaultsPatch, TestHarbor};
+use berth_tests::{AppOptions, TestApp, WORKER_TOKEN, host_binary};
 
 struct Run {
     status: Option<i32>,
@@ -122,6 +122,74 @@ fn import_watch_follows_an_import_to_its_digest() {
     let digest = image.body["data"]["digest"].as_str().unwrap().to_owned();
     assert!(digest.starts_with("sha256:"), "{}", image.text);
     assert!(run.stdout.trim_end().ends_with(&digest), "{digest}: {run}");
+}
+
+#[test]
+fn import_watch_prints_each_layer_as_workers_report_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    // Harbor's execution never ends, so only the worker's layer reports move the import.
+    let harbor = TestHarbor::start();
+    harbor.faults(FaultsPatch {
+        hang_executions: Some(true),
+        ..Default::default()
+    });
+    let app = app_with(&harbor);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(host_binary())
+        .args(["import", "docker.io/team/worker:3", "--watch"])
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .env("BERTH_URL", &app.base_url)
+        .env("BERTH_TOKEN", app.token("alice", Role::User))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut wait_for = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !lines.iter().any(|l: &String| l.contains(want)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => panic!("no line with {want:?} in {lines:#?}"),
+            }
+        }
+    };
+    wait_for("progress ");
+
+    let reference = format!("{}/catalog/team/worker:3", harbor.sim.addr());
+    let name = berth_domain::imports::progress_name(&reference);
+    let report = serde_json::json!({
+        "sha256:aaaa": {"status": "downloading", "progress": 45},
+        "sha256:bbbb": {"status": "completed", "progress": 100},
+    });
+    let r = app.raw(
+        "PUT",
+        &format!("/api/v1/images:import/{name}/progress"),
+        None,
+        &[
+            ("authorization", &format!("Bearer {WORKER_TOKEN}")),
+            ("content-type", "application/json"),
+        ],
+        report.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_for("layer aaaa downloading 45%");
+    wait_for("layer bbbb completed 100%");
+    wait_for("progress 72%");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
