@@ -115,7 +115,11 @@ fn body_limit_is_configurable_and_bodies_under_it_reach_the_guest() {
         &[b' '; 2000],
     );
     assert_eq!(over.status, 413, "{}", over.text);
-    assert!(over.text.contains("larger than 1000 bytes"), "{}", over.text);
+    assert!(
+        over.text.contains("larger than 1000 bytes"),
+        "{}",
+        over.text
+    );
     // Under the limit the guest runs: an anonymous create is the component's 401.
     let under = app.raw(
         "POST",
