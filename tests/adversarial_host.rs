@@ -130,14 +130,7 @@ fn body_limit_is_configurable_and_bodies_under_it_reach_the_guest() {
     );
     assert_eq!(under.status, 401, "{}", under.text);
     // A chunked body over the limit is cut off too (not only a declared length).
-    let mut s = connect(&app);
-    write!(
-        s,
-        "POST /api/v1/images HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\n\r\n",
-        app.addr()
-    )
-    .unwrap();
+    let mut s = start_chunked_post(&app);
     for _ in 0..4 {
         let _ = write!(s, "200\r\n{}\r\n", " ".repeat(0x200));
     }
@@ -174,14 +167,7 @@ fn a_gigabyte_chunked_upload_is_cut_off_with_bounded_memory() {
         })
     };
 
-    let mut s = connect(&app);
-    write!(
-        s,
-        "POST /api/v1/images HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Transfer-Encoding: chunked\r\n\r\n",
-        app.addr()
-    )
-    .unwrap();
+    let mut s = start_chunked_post(&app);
     // Generated as it goes: one 64 KiB chunk reused.
     let chunk = vec![b' '; 64 * 1024];
     let frame_head = format!("{:x}\r\n", chunk.len());
@@ -310,4 +296,17 @@ fn oversized_headers_are_refused() {
     assert!(time_until_closed(&s, Duration::from_secs(5)).is_some());
     // Headers of ordinary size still work.
     assert_eq!(app.get("/.well-known/spin/health", None).status, 200);
+}
+
+/// A connection that has sent the head of an anonymous chunked `POST /api/v1/images`.
+fn start_chunked_post(app: &TestApp) -> TcpStream {
+    let mut s = connect(app);
+    write!(
+        s,
+        "POST /api/v1/images HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        app.addr()
+    )
+    .unwrap();
+    s
 }

@@ -260,13 +260,19 @@ fn text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
 /// A name-like field (a name, tag, owner, list entry): also no tab, newline or bidi
 /// control, so what is shown is what is matched.
 fn name_text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
-    if let Some(c) = crate::query::forbidden_char(&value) {
-        return Err(ApiError::bad_param(
+    no_forbidden_char(field, &value)?;
+    text(field, value, max)
+}
+
+/// Refuses a name-like value with a character `query::forbidden_char` rejects.
+fn no_forbidden_char(field: &str, value: &str) -> Result<(), ApiError> {
+    match crate::query::forbidden_char(value) {
+        Some(c) => Err(ApiError::bad_param(
             field,
             crate::query::forbidden_char_problem(c),
-        ));
+        )),
+        None => Ok(()),
     }
-    text(field, value, max)
 }
 
 /// An optional name-like field: `null` or `""` clears it.
@@ -275,13 +281,8 @@ fn opt_name_text(
     value: Option<Option<String>>,
     max: usize,
 ) -> Result<Option<Option<String>>, ApiError> {
-    if let Some(Some(v)) = &value
-        && let Some(c) = crate::query::forbidden_char(v)
-    {
-        return Err(ApiError::bad_param(
-            field,
-            crate::query::forbidden_char_problem(c),
-        ));
+    if let Some(Some(v)) = &value {
+        no_forbidden_char(field, v)?;
     }
     opt_text(field, value, max)
 }
