@@ -69,6 +69,8 @@ pub struct ApiError {
     pub message: String,
     /// For 405: the methods the resource allows.
     pub allow: Option<&'static str>,
+    /// For 503: seconds after which the client may retry (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -77,6 +79,15 @@ impl ApiError {
             status,
             message: message.into(),
             allow: None,
+            retry_after: None,
+        }
+    }
+
+    /// 503: a dependency is busy or being refreshed; retry after `seconds`.
+    pub fn unavailable(message: impl Into<String>, seconds: u32) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds),
+            ..ApiError::new(503, message)
         }
     }
 
@@ -134,11 +145,14 @@ impl ApiError {
             Api::V1 => json!({"code": self.status, "message": self.message, "data": null}),
             Api::Console => json!({"success": false, "data": null, "message": self.message}),
         };
-        let response = Response::json(self.status, &body);
-        match self.allow {
-            Some(allow) => response.with_header("allow", allow),
-            None => response,
+        let mut response = Response::json(self.status, &body);
+        if let Some(allow) = self.allow {
+            response = response.with_header("allow", allow);
         }
+        if let Some(seconds) = self.retry_after {
+            response = response.with_header("retry-after", &seconds.to_string());
+        }
+        response
     }
 }
 
@@ -147,7 +161,7 @@ impl From<crate::db::DbError> for ApiError {
         match e {
             crate::db::DbError::Busy(m) => {
                 eprintln!("error: database busy: {m}");
-                ApiError::new(503, "the database is busy; retry shortly")
+                ApiError::unavailable("the database is busy; retry shortly", 1)
             }
             // Every write path funnels through here, so no UNIQUE violation is ever a 500;
             // callers that know which field collided map it themselves first.

@@ -954,7 +954,13 @@ pub async fn importing_details<S: HttpSender>(
 }
 
 const STATS_TTL_SECONDS: i64 = 30;
+/// How long one caller may take to refresh the statistics before another may try (longer
+/// than the host's outbound total timeout, so a live fetch is never doubled).
+const STATS_REFRESH_LEASE_SECONDS: i64 = 90;
 
+/// Harbor's statistics, cached for 30 s and fetched single-flight: while one request asks
+/// Harbor, the others answer at once from the last copy (or 503 when there is none yet),
+/// so a slow Harbor holds one instance, not one per caller.
 pub async fn harbor_stats<S: HttpSender>(
     ctx: &Context<'_>,
     sender: S,
@@ -963,13 +969,56 @@ pub async fn harbor_stats<S: HttpSender>(
         "SELECT value, expires_at FROM cached_values WHERE key = 'harbor_stats'",
         &[],
     )?;
-    if let Some(r) = cached.first() {
-        if time::parse(r.str("expires_at")).is_some_and(|t| t.timestamp() > ctx.now) {
-            if let Ok(v) = serde_json::from_str::<Value>(r.str("value")) {
-                return Ok(Api::V1.ok(v));
-            }
+    let last: Option<(Value, bool)> = cached.first().and_then(|r| {
+        let fresh = time::parse(r.str("expires_at")).is_some_and(|t| t.timestamp() > ctx.now);
+        serde_json::from_str::<Value>(r.str("value"))
+            .ok()
+            .map(|v| (v, fresh))
+    });
+    match last {
+        Some((v, true)) => return Ok(Api::V1.ok(v)),
+        Some((v, false)) if !claim_stats_refresh(ctx)? => return Ok(Api::V1.ok(v)),
+        None if !claim_stats_refresh(ctx)? => {
+            return Err(ApiError::unavailable(
+                "Harbor's statistics are being fetched; retry shortly",
+                2,
+            ));
         }
+        _ => {}
     }
+    let fetched = fetch_harbor_stats(ctx, sender).await;
+    ctx.db.execute(
+        "DELETE FROM cached_values WHERE key = 'harbor_stats_refresh'",
+        &[],
+    )?;
+    let data = fetched?;
+    let expires =
+        time::to_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(STATS_TTL_SECONDS));
+    ctx.db.execute(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_stats', ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        &[data.to_string().into(), expires.into()],
+    )?;
+    Ok(Api::V1.ok(data))
+}
+
+/// Takes the refresh lease unless another caller holds a live one.
+fn claim_stats_refresh(ctx: &Context<'_>) -> Result<bool, ApiError> {
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::seconds(STATS_REFRESH_LEASE_SECONDS);
+    let claimed = ctx.db.query(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_stats_refresh', '', ?) \
+         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE cached_values.expires_at < ? RETURNING key",
+        &[time::to_rfc3339(until).into(), time::to_rfc3339(now).into()],
+    )?;
+    Ok(!claimed.is_empty())
+}
+
+async fn fetch_harbor_stats<S: HttpSender>(
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Value, ApiError> {
     let settings = HarborSettings::from_context(ctx)?;
     let s = settings
         .client(&sender)
@@ -988,14 +1037,7 @@ pub async fn harbor_stats<S: HttpSender>(
         "totalSize": s.total_storage_consumption,
         "scope": scope,
     });
-    let expires =
-        time::to_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(STATS_TTL_SECONDS));
-    ctx.db.execute(
-        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_stats', ?, ?) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-        &[data.to_string().into(), expires.into()],
-    )?;
-    Ok(Api::V1.ok(data))
+    Ok(data)
 }
 
 // ---------------------------------------------------------------------------------------

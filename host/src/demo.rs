@@ -1,33 +1,115 @@
-//! The demo Harbor: when no Harbor is configured, `berth up` serves the Harbor simulator
-//! (with its build runner) in-process, so imports and builds work out of the box.
+//! Demo mode: when no Harbor is configured, `berth up` serves the Harbor simulator (with its
+//! build runner) in-process, so imports and builds work out of the box, and generates the
+//! app's secrets once per state directory, so no deployment ever runs on a published default.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use harbor_sim::{SimOptions, Simulator};
 
 use crate::manifest::App;
 use crate::variables::AppVariables;
 
-/// Starts the simulator when the app has a `harbor_url` variable that nobody set and whose
-/// default is a loopback address; returns the variables that point the app at it.
+/// Where demo mode keeps the secrets it generated (TOML, mode 0600).
+pub fn secrets_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("demo-secrets.toml")
+}
+
+/// Whether `berth up` would run in demo mode: the app has a `harbor_url` variable that
+/// nobody set and whose default is a loopback address.
+pub fn is_demo(app: &App) -> bool {
+    let default_url = harbor_default(app);
+    let loopback = default_url.starts_with("http://127.0.0.1:")
+        || default_url.starts_with("http://localhost:");
+    loopback && !AppVariables::is_configured(app, "harbor_url")
+}
+
+fn harbor_default(app: &App) -> String {
+    app.variables
+        .get("harbor_url")
+        .and_then(|v| v.default.clone())
+        .unwrap_or_default()
+}
+
+/// The secrets demo mode generated earlier in `state_dir` (none when it never ran there).
+pub fn saved_secrets(state_dir: &Path) -> Result<BTreeMap<String, String>> {
+    let path = secrets_file(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("cannot read {}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Values for the app's required secrets that nobody set: read from `state_dir`, or
+/// generated (32 random bytes, hex) and saved there on the first start.
+fn demo_secrets(app: &App, state_dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut saved = saved_secrets(state_dir)?;
+    let mut generated = Vec::new();
+    for (name, var) in &app.variables {
+        let needs_value = var.secret && var.required && var.default.is_none();
+        if needs_value && !AppVariables::is_configured(app, name) && !saved.contains_key(name) {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("cannot generate a random secret: {e}"))?;
+            saved.insert(
+                name.clone(),
+                bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            );
+            generated.push(name.as_str());
+        }
+    }
+    let path = secrets_file(state_dir);
+    if !generated.is_empty() {
+        write_private(&path, &toml::to_string(&saved)?)?;
+        println!(
+            "Demo mode: generated {} in {} (kept for this state directory; `berth token` reads it)",
+            generated.join(", "),
+            path.display()
+        );
+    } else if !saved.is_empty() {
+        println!("Demo mode: secrets from {}", path.display());
+    }
+    Ok(saved)
+}
+
+/// Writes `text` to a file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// In demo mode, starts the simulator and returns the variables that point the app at it,
+/// with the demo secrets; otherwise returns nothing (a missing secret is then a start-up
+/// error, as on Spin).
 pub async fn start_if_unconfigured(
     app: &App,
     listen: SocketAddr,
+    state_dir: &Path,
 ) -> Result<BTreeMap<String, String>> {
-    let mut fallbacks = BTreeMap::new();
-    let default_url = app
-        .variables
-        .get("harbor_url")
-        .and_then(|v| v.default.clone())
-        .unwrap_or_default();
-    let loopback = default_url.starts_with("http://127.0.0.1:")
-        || default_url.starts_with("http://localhost:");
-    if !loopback || AppVariables::is_configured(app, "harbor_url") {
-        return Ok(fallbacks);
+    if !is_demo(app) {
+        return Ok(BTreeMap::new());
     }
-    let vars = AppVariables::from_environment(app)?;
+    let mut fallbacks = demo_secrets(app, state_dir)?;
+    let vars = AppVariables::from_environment_with(app, &fallbacks)?;
     let get = |name: &str| vars.get(name).map(str::to_owned).unwrap_or_default();
     let opts = SimOptions {
         username: get("harbor_username"),
@@ -35,7 +117,7 @@ pub async fn start_if_unconfigured(
         runner_secret: get("runner_secret"),
         ..SimOptions::default()
     };
-    let preferred: SocketAddr = default_url
+    let preferred: SocketAddr = harbor_default(app)
         .trim_start_matches("http://")
         .replace("localhost", "127.0.0.1")
         .parse()

@@ -28,6 +28,28 @@ pub struct Limits {
     pub body_read_timeout: Duration,
 }
 
+/// How many requests one component may run at once: past it, 503 with `Retry-After`, so
+/// a component stuck on a slow dependency cannot take the whole instance pool from the
+/// others.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConcurrencyLimits {
+    /// Requests one component may serve at once (default: half the instance pool,
+    /// BERTH_MAX_INSTANCES, 256).
+    #[arg(long = "max-concurrent-per-component", env = "BERTH_MAX_CONCURRENT_PER_COMPONENT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_component: Option<u32>,
+}
+
+impl ConcurrencyLimits {
+    /// Seconds a refused client is told to wait.
+    pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+    pub fn per_component(&self) -> usize {
+        let pool = crate::runtime::max_instances();
+        self.per_component.unwrap_or((pool / 2).max(1)) as usize
+    }
+}
+
 /// Ceilings on each outbound HTTP request a guest makes: a guest's own (shorter) timeouts
 /// still apply, wasmtime's 600 s defaults never do.
 #[derive(Clone, Debug, clap::Args)]

@@ -61,6 +61,8 @@ enum Command {
         limits: limits::Limits,
         #[command(flatten)]
         outbound: limits::OutboundLimits,
+        #[command(flatten)]
+        concurrency: limits::ConcurrencyLimits,
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
     Bench(bench::BenchArgs),
@@ -80,6 +82,10 @@ enum Command {
         ttl: String,
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         from: PathBuf,
+        /// The state directory of the `berth up` whose demo secrets to use (default: `.spin`
+        /// next to the manifest, as for `berth up`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// The client commands: talk to a running berth (host/src/cli, docs/cli.md).
     #[command(flatten)]
@@ -135,6 +141,7 @@ fn run(command: Command) -> Result<()> {
             from,
             limits,
             outbound,
+            concurrency,
         } => {
             let from = manifest_path(from);
             if build {
@@ -148,11 +155,17 @@ fn run(command: Command) -> Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
-                let fallbacks = demo::start_if_unconfigured(&app, listen).await?;
+                let fallbacks = demo::start_if_unconfigured(&app, listen, &state_dir).await?;
                 let app_vars = variables::AppVariables::from_environment_with(&app, &fallbacks)?;
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
                 let server = tokio::task::spawn_blocking(move || {
-                    server::Server::with_variables(&app, &state_dir, app_vars, outbound)
+                    server::Server::with_variables(
+                        &app,
+                        &state_dir,
+                        app_vars,
+                        outbound,
+                        concurrency,
+                    )
                 })
                 .await??;
 
@@ -172,9 +185,11 @@ fn run(command: Command) -> Result<()> {
             role,
             ttl,
             from,
+            state_dir,
         } => {
             let app = manifest::parse_file(&manifest_path(from))?;
-            println!("{}", token::issue(&app, &sub, &role, &ttl)?);
+            let state_dir = state_dir.unwrap_or_else(|| app.dir.join(".spin"));
+            println!("{}", token::issue(&app, &sub, &role, &ttl, &state_dir)?);
             Ok(())
         }
     }

@@ -49,7 +49,7 @@ impl WasiHttpView for InstanceState {
 }
 
 /// Concurrent instances the pooling allocator reserves slots for (override: BERTH_MAX_INSTANCES).
-fn max_instances() -> u32 {
+pub fn max_instances() -> u32 {
     std::env::var("BERTH_MAX_INSTANCES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
@@ -23,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::key_value::{KeyValueState, Stores};
-use crate::limits::{Limits, OutboundLimits, read_body};
+use crate::limits::{ConcurrencyLimits, Limits, OutboundLimits, read_body};
 use crate::manifest::App;
 use crate::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
 use crate::postgres::{Pools as PgPools, PostgresState};
@@ -46,6 +47,8 @@ struct ComponentRuntime {
     sqlite_allowed: Arc<HashSet<String>>,
     kv_allowed: Arc<HashSet<String>>,
     variables: Arc<ComponentVariables>,
+    /// One per request this component may run at once (ConcurrencyLimits).
+    permits: Arc<Semaphore>,
 }
 
 pub struct Server {
@@ -73,6 +76,24 @@ fn full(bytes: impl Into<Bytes>) -> WasiBody {
         .boxed_unsync()
 }
 
+/// A component at its concurrency limit: the client may retry shortly.
+fn busy() -> Response<WasiBody> {
+    let mut r = Response::new(full(
+        "server busy: too many requests in progress for this route; retry shortly\n",
+    ));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(ConcurrencyLimits::RETRY_AFTER_SECONDS),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 fn status(code: StatusCode) -> Response<WasiBody> {
     let mut r = Response::new(empty());
     *r.status_mut() = code;
@@ -88,6 +109,9 @@ impl Server {
             state_dir,
             AppVariables::from_environment(app)?,
             OutboundLimits::default(),
+            ConcurrencyLimits {
+                per_component: None,
+            },
         )
     }
 
@@ -97,6 +121,7 @@ impl Server {
         state_dir: &Path,
         app_vars: AppVariables,
         outbound: OutboundLimits,
+        concurrency: ConcurrencyLimits,
     ) -> Result<Arc<Server>> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
@@ -193,6 +218,7 @@ impl Server {
                     sqlite_allowed: Arc::new(c.sqlite_databases.iter().cloned().collect()),
                     kv_allowed: Arc::new(c.key_value_stores.iter().cloned().collect()),
                     variables: Arc::new(ComponentVariables::resolve(id, &c.variables, &app_vars)),
+                    permits: Arc::new(Semaphore::new(concurrency.per_component())),
                 }),
             );
         }
@@ -470,7 +496,14 @@ impl Server {
             tracing::error!("component {}: bad request: {e:#}", component.id);
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        match self.execute(&component, req).await {
+        let Ok(permit) = component.permits.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "component {}: at its concurrency limit; answering 503",
+                component.id
+            );
+            return busy();
+        };
+        match self.execute(&component, req, permit).await {
             Ok(resp) => resp,
             Err(e) => {
                 // A trap or a guest that never answered: Spin's empty 500. The server goes on.
@@ -520,6 +553,7 @@ impl Server {
         self: &Arc<Self>,
         component: &Arc<ComponentRuntime>,
         req: Request<WasiBody>,
+        permit: OwnedSemaphorePermit,
     ) -> Result<Response<WasiBody>> {
         let mut store = self.new_store(component);
         let request = store
@@ -535,6 +569,8 @@ impl Server {
             .map_err(anyhow::Error::from)?;
         let pre = component.pre.clone();
         let task = tokio::spawn(async move {
+            // Held until the guest is done, body streaming included.
+            let _permit = permit;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()

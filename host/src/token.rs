@@ -1,7 +1,9 @@
 //! `berth token`: issues a bearer token signed with the app's `jwt_secret`, resolved as at runtime.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use berth_domain::auth::{Claims, Role, issue_token};
+
+use std::path::Path;
 
 use crate::manifest::App;
 use crate::variables::AppVariables;
@@ -30,18 +32,22 @@ pub fn parse_ttl(ttl: &str) -> Result<i64> {
         .ok_or_else(|| anyhow!("invalid ttl {ttl:?}: too large"))
 }
 
-pub fn issue(app: &App, sub: &str, role: &str, ttl: &str) -> Result<String> {
+/// Signs with `jwt_secret` as `berth up` resolves it: the environment, `.env`, then the
+/// secret demo mode generated in `state_dir`.
+pub fn issue(app: &App, sub: &str, role: &str, ttl: &str, state_dir: &Path) -> Result<String> {
     let role = Role::parse(role).ok_or_else(|| anyhow!("--role must be `user` or `admin`"))?;
     let ttl = parse_ttl(ttl)?;
     if !app.variables.contains_key("jwt_secret") {
         bail!("the manifest defines no `jwt_secret` variable");
     }
-    // Same resolution as at runtime: SPIN_VARIABLE_JWT_SECRET overrides the manifest default.
-    let vars = AppVariables::from_environment(app)?;
-    let secret = vars
-        .get("jwt_secret")
-        .map_err(|e| anyhow!("{e}"))
-        .context("cannot resolve jwt_secret")?;
+    let demo = crate::demo::saved_secrets(state_dir)?;
+    let secret = AppVariables::lookup(app, "jwt_secret", &demo).ok_or_else(|| {
+        anyhow!(
+            "jwt_secret is not set: set SPIN_VARIABLE_JWT_SECRET, or start `berth up` in demo \
+             mode once with --state-dir {} to generate it",
+            state_dir.display()
+        )
+    })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs() as i64;
@@ -50,7 +56,7 @@ pub fn issue(app: &App, sub: &str, role: &str, ttl: &str) -> Result<String> {
         role,
         exp: now + ttl,
     };
-    Ok(issue_token(secret, &claims))
+    Ok(issue_token(&secret, &claims))
 }
 
 #[cfg(test)]
@@ -89,11 +95,11 @@ source = "a.wasm"
         if std::env::var("SPIN_VARIABLE_JWT_SECRET").is_ok() {
             return; // the environment overrides the default; nothing to compare against
         }
-        let token = issue(&app, "alice", "admin", "1h").unwrap();
+        let token = issue(&app, "alice", "admin", "1h", &app.dir.join(".spin")).unwrap();
         let claims =
             berth_domain::auth::verify_token("unit-test-secret", &token, 0).expect("valid token");
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.role, Role::Admin);
-        assert!(issue(&app, "alice", "root", "1h").is_err());
+        assert!(issue(&app, "alice", "root", "1h", &app.dir.join(".spin")).is_err());
     }
 }

@@ -122,6 +122,7 @@ impl AppVariables {
     }
 
     /// Resolves from the real environment plus the app's `.env` file.
+    #[cfg(test)]
     pub fn from_environment(app: &App) -> Result<AppVariables> {
         AppVariables::from_environment_with(app, &BTreeMap::new())
     }
@@ -132,17 +133,14 @@ impl AppVariables {
         app: &App,
         fallbacks: &BTreeMap<String, String>,
     ) -> Result<AppVariables> {
-        let dotenv = read_dotenv(&app.dir.join(".env"));
-        let by_env_name: HashMap<String, String> = fallbacks
-            .iter()
-            .map(|(k, v)| (env_var_name(k), v.clone()))
-            .collect();
-        AppVariables::resolve(&app.variables, |name| {
-            std::env::var(name)
-                .ok()
-                .or_else(|| dotenv.get(name).cloned())
-                .or_else(|| by_env_name.get(name).cloned())
-        })
+        AppVariables::resolve(&app.variables, environment_lookup(app, fallbacks))
+    }
+
+    /// One variable as [`from_environment_with`](Self::from_environment_with) resolves it,
+    /// whether or not the others are set.
+    pub fn lookup(app: &App, name: &str, fallbacks: &BTreeMap<String, String>) -> Option<String> {
+        environment_lookup(app, fallbacks)(&env_var_name(name))
+            .or_else(|| app.variables.get(name)?.default.clone())
     }
 
     /// Whether the environment or `.env` sets variable `name`.
@@ -187,6 +185,24 @@ impl std::fmt::Display for ResolveError {
             ResolveError::InvalidName(n) => write!(f, "invalid variable name: {n}"),
             ResolveError::Provider(m) => write!(f, "provider error: {m}"),
         }
+    }
+}
+
+/// `SPIN_VARIABLE_<NAME>` from the process environment, then `.env`, then `fallbacks`.
+fn environment_lookup(
+    app: &App,
+    fallbacks: &BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> {
+    let dotenv = read_dotenv(&app.dir.join(".env"));
+    let by_env_name: HashMap<String, String> = fallbacks
+        .iter()
+        .map(|(k, v)| (env_var_name(k), v.clone()))
+        .collect();
+    move |name| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| dotenv.get(name).cloned())
+            .or_else(|| by_env_name.get(name).cloned())
     }
 }
 

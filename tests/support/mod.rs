@@ -134,6 +134,9 @@ impl TestApp {
             .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SPIN_VARIABLE_RUNNER_TOKEN", RUNNER_TOKEN)
+            // Required secrets that a test with no Harbor never uses (`harbor` overrides them).
+            .env("SPIN_VARIABLE_HARBOR_PASSWORD", "test-harbor-password")
+            .env("SPIN_VARIABLE_RUNNER_SECRET", "test-runner-secret")
             .env(
                 "SPIN_VARIABLE_PUBLIC_URL",
                 format!("http://127.0.0.1:{port}"),

@@ -231,6 +231,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ("harbor_password".into(), sim_opts.password.clone()),
             ("harbor_webhook_secret".into(), WEBHOOK_SECRET.into()),
             ("worker_token".into(), WORKER_TOKEN.into()),
+            ("runner_secret".into(), sim_opts.runner_secret.clone()),
+            ("runner_token".into(), "bench-runner-token".into()),
         ];
         let bench_manifest = dir.join("bench-spin.toml");
         let sources = process::write_manifest(&manifest, &hello, &bench_manifest)?;
