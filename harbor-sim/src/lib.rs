@@ -126,6 +126,8 @@ pub struct WebhookFaults {
     pub duplicate: bool,
     /// Hold back every other delivery so consecutive events arrive out of order.
     pub reorder: bool,
+    /// Record but never send this share of deliveries (0–100), spread over delivery ids.
+    pub loss_percent: u8,
 }
 
 /// How `down` manifests.
@@ -179,6 +181,7 @@ pub struct WebhookFaultsPatch {
     pub drop: Option<bool>,
     pub duplicate: Option<bool>,
     pub reorder: Option<bool>,
+    pub loss_percent: Option<u8>,
 }
 
 impl Faults {
@@ -204,6 +207,9 @@ impl Faults {
             }
             if let Some(v) = w.duplicate {
                 self.webhooks.duplicate = v;
+            }
+            if let Some(v) = w.loss_percent {
+                self.webhooks.loss_percent = v.min(100);
             }
             if let Some(v) = w.reorder {
                 self.webhooks.reorder = v;

@@ -185,7 +185,9 @@ pub fn emit(inner: &Arc<Inner>, project: &str, payload: Payload, request_id: &st
                 };
                 st.ids.delivery += 1;
                 let id = st.ids.delivery;
-                if faults.drop {
+                // Multiplying by a number prime to 100 spreads the lost ids evenly.
+                let lost = (id * 37).rem_euclid(100) < i64::from(faults.loss_percent);
+                if faults.drop || lost {
                     st.deliveries.push(DeliveryRecord {
                         id,
                         event_type: payload.event_type.clone(),

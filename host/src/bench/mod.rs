@@ -3,6 +3,7 @@
 //! (plus a hello-world component as the baseline, same host, same settings) and drives every
 //! hot route with concurrent HTTP load over loopback, in one run. See docs/performance.md.
 
+mod faults;
 mod load;
 mod pg;
 mod process;
@@ -74,6 +75,12 @@ pub struct BenchArgs {
     /// The application manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
     from: PathBuf,
+    /// Instead of the catalog scenarios: imports under load and faults (webhooks lost,
+    /// duplicated and reordered; the host killed mid-import), see docs/security.md.
+    #[arg(long)]
+    faults: bool,
+    #[command(flatten)]
+    fault_args: faults::FaultArgs,
 }
 
 /// Where a catalog is served from.
@@ -155,6 +162,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let hello = hello_wasm(&app.dir)?;
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
+    if args.faults {
+        return faults::run(&args.fault_args, &manifest, &hello, &dir);
+    }
 
     let sizes = args.sizes.clone().unwrap_or_else(|| {
         if args.quick {
@@ -290,6 +300,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     state_dir: &state,
                     compile_cache: &cache,
                     variables: &variables,
+                    listen: "127.0.0.1:0".parse()?,
                 };
                 if running.is_empty() {
                     // Cold: nothing compiled yet.

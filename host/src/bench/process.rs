@@ -75,6 +75,8 @@ pub struct HostConfig<'a> {
     pub state_dir: &'a Path,
     pub compile_cache: &'a Path,
     pub variables: &'a [(String, String)],
+    /// Port 0 picks a free one.
+    pub listen: SocketAddr,
 }
 
 impl Host {
@@ -85,7 +87,7 @@ impl Host {
         let mut cmd = Command::new(exe);
         cmd.arg("up")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(cfg.listen.to_string())
             .arg("--state-dir")
             .arg(cfg.state_dir)
             .arg("-f")
@@ -140,6 +142,12 @@ impl Host {
             first_response,
             sampler: None,
         })
+    }
+
+    /// Ends the host at once, as `kill -9` does (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {
