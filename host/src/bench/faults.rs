@@ -152,6 +152,7 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
         .map(|i| format!("docker.io/crashtest/image{i}:2.{i}"))
         .collect();
     let mut tally = Tally::default();
+    let executions_before = sim.state().executions.len();
     let before_kill = {
         let client = client.clone();
         let wanted = crash_sources.clone();
@@ -162,7 +163,6 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
         })
     };
     // Let part of them be claimed and sent to Harbor, then pull the plug.
-    let executions_before = sim.state().executions.len();
     let kill_after = executions_before + (args.crash_imports / 4).max(1);
     let waiting = Instant::now();
     while sim.state().executions.len() < kill_after && waiting.elapsed() < Duration::from_secs(30) {
@@ -181,7 +181,7 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
     client
         .wait_until_final(&ids, args.deadline, &mut tally)
         .await?;
-    count_executions(&sim, &mut tally);
+    count_executions(&sim, executions_before, &mut tally);
     tally.took = started.elapsed();
     print_tally(
         &format!(
