@@ -1,7 +1,7 @@
 //! The portal: serves the built single-page app (assets compiled into the component) and,
 //! in demo mode, a session token so the page signs in by itself.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::{Claims, Role, issue_token};
 use crate::config::Variables;
@@ -44,13 +44,18 @@ pub fn handle(req: &Request, assets: &[Asset], vars: &dyn Variables, now: i64) -
 }
 
 /// A token for the demo user when `portal_demo_user` is set (`berth up` sets it in demo
-/// mode, with the built-in Harbor simulator), else 404: the portal then asks for a token.
+/// mode, with the built-in Harbor simulator), else `data: null` (a 200, so the browser logs
+/// no failed request): the portal then asks for a token.
 fn session(vars: &dyn Variables, now: i64) -> Response {
     let user = vars.get("portal_demo_user").unwrap_or_default();
     let secret = vars.get("jwt_secret").unwrap_or_default();
     if user.trim().is_empty() || secret.is_empty() {
-        return ApiError::not_found("no demo session: sign in with a token")
-            .into_response(Api::V1)
+        return Api::V1
+            .ok_with(
+                200,
+                Value::Null,
+                Some("no demo session: sign in with a token"),
+            )
             .with_header("cache-control", "no-store");
     }
     let claims = Claims {
@@ -231,7 +236,8 @@ mod tests {
     #[test]
     fn demo_session_only_when_configured() {
         let none = get("/portal/session", "");
-        assert_eq!(none.status, 404);
+        assert_eq!(none.status, 200);
+        assert_eq!(none.body_json()["data"], Value::Null);
         let vars = HashMap::from([("portal_demo_user", "demo"), ("jwt_secret", "s3cret")]);
         let res = handle(&Request::new("GET", "/portal/session"), ASSETS, &vars, 1000);
         assert_eq!(res.status, 200);

@@ -63,11 +63,14 @@ export async function api(method, path, body) {
   return json
 }
 
-/** The demo session, when the app runs in demo mode (404 otherwise). */
+/** The demo session, when the app runs in demo mode (null otherwise). */
 export async function demoSession() {
-  const res = await fetch('/portal/session')
-  if (!res.ok) return null
-  return (await res.json()).data
+  try {
+    const res = await fetch('/portal/session')
+    return res.ok ? (await res.json()).data : null
+  } catch {
+    return null
+  }
 }
 
 export function formatSize(bytes) {
@@ -75,5 +78,6 @@ export function formatSize(bytes) {
   const units = ['B', 'KB', 'MB', 'GB', 'TB']
   let v = bytes, i = 0
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
-  return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)}${units[i]}`
+  const shown = v >= 10 || i === 0 ? Math.round(v) : Number(v.toFixed(1))
+  return `${shown}${units[i]}`
 }
