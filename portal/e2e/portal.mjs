@@ -153,6 +153,7 @@ assert.ok(layersShown, 'the per-layer bars never showed')
 assert.ok(seen.some((v) => v > 0 && v < 100), `the bar never showed progress between 0 and 100: ${seen}`)
 assert.ok(seen.every((v, i) => i === 0 || seen[i - 1] <= v), `progress went backwards: ${seen}`)
 assert.equal(seen.at(-1), 100)
+await page.waitForTimeout(800) // the bars' width animation
 await shot(page, '05-import-ready')
 await page.locator('[data-test=import-dialog] .el-dialog__footer button', { hasText: '关闭' }).click()
 
