@@ -195,6 +195,19 @@ await admin.reload()
 await waitForNames(admin, official, OFFICIAL)
 assert.match(await admin.locator('[data-test=publication-ubuntu22-cuda\\:12\\.0]').innerText(), /下线/)
 await shot(admin, '09-admin-offline')
+// An edit, shown on the card.
+await admin.locator(`${official} [data-test=card-ubuntu20-jupyter\\:latest] [data-test=edit]`).click()
+await admin.locator('[data-test=edit-form] textarea').fill('JupyterLab, edited in the portal')
+await admin.locator('[data-test=save]').click()
+await admin.locator(`${official} [data-test=card-ubuntu20-jupyter\\:latest]`, { hasText: 'JupyterLab, edited in the portal' }).waitFor()
+// A delete, after its confirmation.
+await admin.locator('.el-tabs__item', { hasText: '自定义镜像' }).click()
+const importedCard = admin.locator('[data-test=catalog-custom] .image-card', { hasText: env('IMPORT_NAME') })
+await importedCard.locator('[data-test=delete]').click()
+await admin.locator('.el-message-box').waitFor()
+await shot(admin, '10-admin-delete-confirm')
+await admin.locator('.el-message-box__btns .el-button--primary').click()
+await importedCard.waitFor({ state: 'detached' })
 // Users no longer see the offline image.
 await page.goto(BASE + '/')
 await waitForNames(page, official, OFFICIAL.filter((n) => n !== 'ubuntu22-cuda:12.0'))
@@ -205,7 +218,7 @@ expectedRefusal = 401
 const expired = await newPage()
 await signInWith(expired, env('EXPIRED_TOKEN'))
 await expired.locator('[data-test=signin-message]', { hasText: 'the bearer token has expired' }).waitFor()
-await shot(expired, '10-expired')
+await shot(expired, '11-expired')
 expectedRefusal = null
 
 await browser.close()
