@@ -18,6 +18,20 @@ if [ -z "${BERTH_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/nul
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The portal's browser tests (tests/portal.rs) drive Debian's Chromium with Playwright
+# (node, from portal/node_modules); the portal's build (`berth build`) needs npm. A CJK font
+# makes the screenshots of the Chinese labels readable.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 \
+  || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium nodejs npm fonts-wqy-zenhei >/dev/null
+fi
+if [ ! -d portal/node_modules ]; then
+  (cd portal && npm ci --no-audit --no-fund)
+fi
+
 # One host build, in the release profile only: wasmtime is slow to compile.
 cargo build --release --locked
 target/release/berth build

@@ -96,4 +96,17 @@ fn components_import_only_interfaces_the_host_implements() {
             "{component}.wasm is {size} bytes, over 1 MiB"
         );
     }
+    // The portal carries the web app's files (about 1 MiB) and needs no database.
+    let portal = std::fs::read(dir.join("portal.wasm")).expect("portal.wasm (run `berth build`)");
+    for name in &imports(&portal) {
+        assert!(
+            declared.contains(name) || wasi_02(name),
+            "portal imports {name}, which is neither in wit/ nor WASI 0.2"
+        );
+    }
+    assert!(
+        portal.len() <= 4 * 1024 * 1024,
+        "portal.wasm is {} bytes",
+        portal.len()
+    );
 }

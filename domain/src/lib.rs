@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod model;
 pub mod openapi;
 pub mod outbound;
+pub mod portal;
 pub mod query;
 pub mod registries;
 pub mod store;

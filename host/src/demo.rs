@@ -145,6 +145,12 @@ pub async fn start_if_unconfigured(
             );
         }
     }
+    // The portal signs in by itself: the demo has nothing to protect.
+    if !AppVariables::is_configured(app, "portal_demo_user")
+        && app.variables.contains_key("portal_demo_user")
+    {
+        fallbacks.insert("portal_demo_user".into(), "demo".into());
+    }
     // Dropping the handle leaves the simulator serving: its tasks live on the runtime.
     drop(sim);
     Ok(fallbacks)

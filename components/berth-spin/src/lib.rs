@@ -212,7 +212,8 @@ pub fn context(db: &dyn Db) -> Context<'_> {
     }
 }
 
-fn now_unix() -> i64 {
+/// The current time, Unix seconds.
+pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

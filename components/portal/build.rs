@@ -1,0 +1,69 @@
+//! Embeds the built portal (`portal/dist`, made by `npm run build`) into the component:
+//! writes `$OUT_DIR/assets.rs` with one `Asset` per file, and its `.gz` twin when the
+//! front-end build made one.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../portal/dist");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    println!("cargo:rerun-if-changed={}", dist.display());
+
+    let mut files = Vec::new();
+    if dist.join("index.html").is_file() {
+        collect(&dist, &mut files);
+    } else {
+        // A component built without the front-end (e.g. `cargo check --workspace`) still
+        // compiles, and says how to get the real page.
+        println!(
+            "cargo:warning=portal/dist is missing: the portal serves a placeholder (run `berth build`)"
+        );
+        let placeholder = out.join("index.html");
+        std::fs::write(
+            &placeholder,
+            "<!doctype html><title>berth</title><p>The portal is not built: run <code>berth build</code>.</p>",
+        )
+        .expect("write the placeholder page");
+        files.push(placeholder);
+        write_assets(&out, &out, &files);
+        return;
+    }
+    files.sort();
+    write_assets(&out, &dist, &files);
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        println!("cargo:rerun-if-changed={}", path.display());
+        if path.is_dir() {
+            collect(&path, files);
+        } else if path.extension().is_none_or(|e| e != "gz") {
+            files.push(path);
+        }
+    }
+}
+
+fn write_assets(out: &Path, root: &Path, files: &[PathBuf]) {
+    let mut code = String::from("pub static ASSETS: &[Asset] = &[\n");
+    for file in files {
+        let rel = file.strip_prefix(root).expect("under the root");
+        let url = format!("/{}", rel.to_string_lossy().replace('\\', "/"));
+        let abs = file.canonicalize().expect("an existing file");
+        let gz = PathBuf::from(format!("{}.gz", file.display()));
+        let gzip = if gz.is_file() {
+            format!("Some(include_bytes!({:?}))", gz.canonicalize().unwrap())
+        } else {
+            "None".to_owned()
+        };
+        writeln!(
+            code,
+            "    Asset {{ path: {url:?}, bytes: include_bytes!({abs:?}), gzip: {gzip} }},"
+        )
+        .unwrap();
+    }
+    code.push_str("];\n");
+    std::fs::write(out.join("assets.rs"), code).expect("write assets.rs");
+}
