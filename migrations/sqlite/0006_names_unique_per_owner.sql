@@ -195,12 +195,24 @@ BEGIN
     WHERE name = 'listed_images';
 END;
 
--- Planner statistics for the new indexes, in the shape of 0003's.
-DELETE FROM sqlite_stat1 WHERE tbl = 'images' AND idx IN
-    ('sqlite_autoindex_images_1', 'images_reference', 'images_name', 'images_owner_name', 'images_owner_reference');
+-- Planner statistics: dropping the old table dropped its rows in sqlite_stat1; the same
+-- fixed shape as 0003's, with the new indexes.
+DELETE FROM sqlite_stat1 WHERE tbl = 'images';
 INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
-    ('images', 'images_reference',       '1000000 5 1 1'),
-    ('images', 'images_name',            '1000000 1'),
-    ('images', 'images_owner_name',      '1000000 200 1'),
-    ('images', 'images_owner_reference', '1000000 200 5 1 1');
+    ('images', 'images_created_at',    '1000000 1 1'),
+    ('images', 'images_updated_at',    '1000000 1 1'),
+    ('images', 'images_size',          '1000000 2 1'),
+    ('images', 'images_category',      '1000000 300000 1'),
+    ('images', 'images_framework',     '1000000 300000 1'),
+    ('images', 'images_official',      '1000000 990000 1'),
+    ('images', 'images_chip_type',     '1000000 800000 1'),
+    ('images', 'images_status',        '1000000 900000 1'),
+    ('images', 'images_publication',   '1000000 850000 1'),
+    ('images', 'images_owner',         '1000000 200 100 60 1 noskipscan'),
+    ('images', 'images_listed_created_at', '600000 1'),
+    ('images', 'images_tag',           '1000000 20 1'),
+    ('images', 'images_reference',     '1000000 5 1 1'),
+    ('images', 'images_name',          '1000000 1'),
+    ('images', 'images_owner_name',    '1000000 200 1 noskipscan'),
+    ('images', 'images_owner_reference', '1000000 200 5 1 1 noskipscan');
 ANALYZE sqlite_schema;
