@@ -467,3 +467,38 @@ fn an_import_stranded_before_its_execution_is_driven_again() {
     assert_eq!(wait_import(&app, id)["status"], "ready");
     assert_eq!(harbor.state().executions.len(), 1, "one Harbor execution");
 }
+
+#[test]
+fn tokens_without_a_subject_or_with_an_excessive_lifetime_are_refused() {
+    use berth_domain::auth::Role;
+    let mut t = Tally::new("tokens");
+    let app = TestApp::spawn();
+    for (what, token, says) in [
+        (
+            "empty sub",
+            berth_tests::token("", Role::Admin, 3600),
+            "subject",
+        ),
+        (
+            "blank sub",
+            berth_tests::token("  ", Role::User, 3600),
+            "subject",
+        ),
+        (
+            "a year-long token",
+            berth_tests::token("alice", Role::User, 365 * 86400),
+            "longer than",
+        ),
+    ] {
+        let r = app.call("GET", "/api/v1/images", Some(&token), None);
+        t.expect(what, r, 401, says);
+    }
+    let r = app.call(
+        "GET",
+        "/api/v1/images",
+        Some(&berth_tests::token("alice", Role::User, 3600)),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    t.finish();
+}
