@@ -502,3 +502,19 @@ fn tokens_without_a_subject_or_with_an_excessive_lifetime_are_refused() {
     assert_eq!(r.status, 200, "{}", r.text);
     t.finish();
 }
+
+#[test]
+fn oversized_webhook_bodies_are_refused() {
+    let mut t = Tally::new("webhook bodies");
+    let harbor = harbor_with_ubuntu();
+    let app = app_with(&harbor, &[]);
+    let huge = json!({"type": "PUSH_ARTIFACT", "padding": "x".repeat(100 * 1024)});
+    let r = app.call(
+        "POST",
+        "/api/v1/hooks/harbor",
+        Some(berth_tests::WEBHOOK_SECRET),
+        Some(&huge),
+    );
+    t.expect("100 KiB webhook", r, 413, "larger than");
+    t.finish();
+}

@@ -838,11 +838,10 @@ fn claim(
             }
             Some(i) if i.status == "failed" => i.id,
             Some(i) => {
+                // No id: the row may be one the caller cannot see.
                 return Err(ApiError::conflict(format!(
-                    "{} is in the catalog as image {} ({}), not as an import",
-                    source.tagged(),
-                    i.id,
-                    i.status
+                    "{} is in the catalog, not as an import",
+                    source.tagged()
                 )));
             }
             None => {
@@ -1206,6 +1205,16 @@ pub async fn webhook<S: HttpSender>(
     ) {
         return Err(ApiError::unauthorized(
             "the webhook's Authorization does not match harbor_webhook_secret",
+        ));
+    }
+    // Harbor's events are a few KiB; anything larger is not one of them.
+    if req.body.len() > crate::admin::MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "the webhook body is larger than {} bytes",
+                crate::admin::MAX_BODY_BYTES
+            ),
         ));
     }
     let event: Value = serde_json::from_slice(&req.body)
