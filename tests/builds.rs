@@ -112,7 +112,8 @@ fn tc_02_build_a_custom_image() {
 
     let b = wait_build(&app, "alice", &id);
     assert_eq!(b["status"], "succeeded", "{b}");
-    assert_eq!(b["name"], "alice/my-custom-image:1.0");
+    // The name its owner gave; alice's namespace is in the Harbor path only.
+    assert_eq!(b["name"], "my-custom-image:1.0");
     let image_id = b["image_id"].as_i64().unwrap();
 
     let image = app
@@ -207,7 +208,8 @@ fn packages_mode_generates_the_dockerfile() {
         .unwrap()
         .to_owned();
     assert!(
-        dockerfile.starts_with("FROM harbor.remotegpu.com/library/ubuntu20-pytorch:2.0\n"),
+        // Pinned to the digest berth knows.
+        dockerfile.starts_with("FROM harbor.remotegpu.com/library/ubuntu20-pytorch:2.0@sha256:"),
         "{dockerfile}"
     );
     assert!(
@@ -385,8 +387,9 @@ fn bad_build_requests_get_a_400_and_nothing_is_dispatched() {
         ),
         (json!({"name": "a:1", "dockerfile": "# nothing"}), "empty"),
         (
-            json!({"name": "a:1", "dockerfile": "FROM bob-private:1"}),
-            "private image of another user",
+            // Another user's private image is no base, and the answer does not say it exists.
+            json!({"name": "a:1", "dockerfile": "FROM harbor.remotegpu.com/users/bob/private:1"}),
+            "is not a catalog image and harbor.remotegpu.com is not an allowed registry",
         ),
         (
             json!({"name": "a:1", "dockerfile": "FROM evil.example.com/x/y:1"}),

@@ -168,7 +168,7 @@ fn import_watch_prints_each_layer_as_workers_report_it() {
     };
     wait_for("progress ");
 
-    let reference = format!("{}/catalog/team/worker:3", harbor.sim.addr());
+    let reference = format!("{}/catalog/docker.io/team/worker:3", harbor.sim.addr());
     let name = berth_domain::imports::progress_name(&reference);
     let report = serde_json::json!({
         "sha256:aaaa": {"status": "downloading", "progress": 45},
@@ -296,7 +296,7 @@ fn build_watch_follows_a_build_to_its_image_and_builds_ls_lists_it() {
 
     let run = berth_as(&app, "alice", &["builds", "ls"]);
     assert_eq!(run.status, Some(0), "{run}");
-    assert!(run.stdout.contains("alice/my-image:1.0"), "{run}");
+    assert!(run.stdout.contains("my-image:1.0"), "{run}");
 
     // The same name again: the API's 409, in its own words, exit 1.
     let run = berth_as(

@@ -108,7 +108,7 @@ fn imports_an_image_and_tracks_it_to_ready() {
     let d = &image.body["data"];
     let digest = artifact_digest(
         &harbor,
-        "catalog/pytorch/pytorch",
+        "catalog/docker.io/pytorch/pytorch",
         "2.0.0-cuda11.7-cudnn8-runtime",
     );
     assert_eq!(d["digest"], digest);
@@ -120,7 +120,7 @@ fn imports_an_image_and_tracks_it_to_ready() {
     let address = harbor.sim.addr().to_string();
     assert_eq!(
         d["registry_url"],
-        format!("{address}/catalog/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime")
+        format!("{address}/catalog/docker.io/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime")
     );
     let listed = app
         .as_user("carol")
@@ -170,7 +170,7 @@ fn multi_arch_import_records_every_platform() {
     assert_eq!(d["name"], "docker.io/library/nginx:1.25");
     assert_eq!(
         d["digest"],
-        artifact_digest(&harbor, "catalog/library/nginx", "1.25")
+        artifact_digest(&harbor, "catalog/docker.io/library/nginx", "1.25")
     );
     let platforms: Vec<(String, String)> = d["platforms"]
         .as_array()
@@ -326,7 +326,7 @@ fn lost_webhooks_are_recovered_by_reconciliation_on_read() {
         .clone();
     assert_eq!(
         d["digest"],
-        artifact_digest(&harbor, "catalog/team/lost", "2")
+        artifact_digest(&harbor, "catalog/ghcr.io/team/lost", "2")
     );
 }
 
@@ -395,7 +395,7 @@ fn forged_webhooks_are_rejected_and_change_nothing() {
         "job_status": "Success", "execution_id": execution, "task_id": 1}}});
     let push = json!({"type": "PUSH_ARTIFACT", "occur_at": 1, "operator": "x", "event_data": {
         "resources": [{"digest": "sha256:aaaa", "tag": "1", "resource_url": "x"}],
-        "repository": {"name": "team/hang", "namespace": "catalog", "repo_full_name": "catalog/team/hang", "repo_type": "private"}}});
+        "repository": {"name": "team/hang", "namespace": "catalog", "repo_full_name": "catalog/docker.io/team/hang", "repo_type": "private"}}});
     for auth in [None, Some("Bearer wrong"), Some("wrong"), Some("")] {
         for body in [&event, &push] {
             let mut headers = vec![("content-type", "application/json")];
@@ -486,7 +486,7 @@ fn worker_progress_callbacks_feed_importing_details() {
         "alice",
         json!({"source": "docker.io/team/worker:3"}),
     ));
-    let reference = format!("{}/catalog/team/worker:3", harbor.sim.addr());
+    let reference = format!("{}/catalog/docker.io/team/worker:3", harbor.sim.addr());
     let name = berth_domain::imports::progress_name(&reference);
     let path = format!("/api/v1/images:import/{name}/progress");
     let put = |token: &str, body: Value| {
@@ -621,7 +621,7 @@ fn deleting_an_imported_image_deletes_it_in_harbor() {
             .state()
             .artifacts
             .iter()
-            .filter(|a| a.repository == "catalog/team/gone")
+            .filter(|a| a.repository == "catalog/docker.io/team/gone")
             .count(),
         1
     );
@@ -639,7 +639,7 @@ fn deleting_an_imported_image_deletes_it_in_harbor() {
             .state()
             .artifacts
             .iter()
-            .filter(|a| a.repository == "catalog/team/gone")
+            .filter(|a| a.repository == "catalog/docker.io/team/gone")
             .count(),
         0
     );

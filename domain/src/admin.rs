@@ -541,6 +541,38 @@ fn conflict(e: DbError, name: Option<&str>, reference: Option<&ImageRef>) -> Api
     }
 }
 
+/// Berth's Harbor project holds imports and builds only: a hand-made row there would answer
+/// for (or block) an import or a build of the same path. Users may not point rows at
+/// berth's Harbor at all.
+fn check_not_reserved(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    reference: &ImageRef,
+    field: &str,
+) -> Result<(), ApiError> {
+    let Ok(harbor) = crate::imports::HarborSettings::from_context(ctx) else {
+        return Ok(());
+    };
+    if harbor.is_reserved(reference) {
+        return Err(ApiError::forbidden(format!(
+            "'{field}' {} is in berth's own Harbor project {}, which only imports and builds write to",
+            reference.tagged(),
+            harbor.harbor.project
+        )));
+    }
+    if !caller.is_admin()
+        && reference
+            .registry
+            .eq_ignore_ascii_case(&harbor.registry_host)
+    {
+        return Err(ApiError::forbidden(format!(
+            "'{field}' {} is on berth's Harbor, where only admins may register images",
+            reference.tagged()
+        )));
+    }
+    Ok(())
+}
+
 struct Writer<'a> {
     req: &'a Request,
     ctx: &'a Context<'a>,
@@ -595,6 +627,7 @@ impl Writer<'_> {
             .reference
             .take()
             .ok_or_else(|| ApiError::bad_param(address_field, "is required"))?;
+        check_not_reserved(self.ctx, self.caller, &reference, address_field)?;
         let admin = self.caller.is_admin();
         let now = time::now_rfc3339();
         let frameworks = c
@@ -742,6 +775,14 @@ impl Writer<'_> {
         let expected = self.expected_revision()?;
         self.modifiable(id)?;
         changes.authorize(self.caller)?;
+        if let Some(reference) = &changes.reference {
+            let field = if api == Api::V1 {
+                "registry_url"
+            } else {
+                "imageAddress"
+            };
+            check_not_reserved(self.ctx, self.caller, reference, field)?;
+        }
         let image = self.apply(id, &changes, expected)?;
         let response = match api {
             Api::V1 => api.ok(views::v1_detail(

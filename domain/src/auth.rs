@@ -73,6 +73,86 @@ pub enum AuthError {
     Expired,
     #[error("the server has no jwt_secret configured")]
     NoSecret,
+    #[error("the bearer token names no subject ('sub' is empty)")]
+    NoSubject,
+    #[error("the bearer token is not valid yet ('nbf' is in the future)")]
+    NotYetValid,
+    #[error("the bearer token lives longer than the {0} seconds this server accepts")]
+    TooLong(i64),
+    #[error("the bearer token's '{0}' is not the one this server expects")]
+    WrongClaim(&'static str),
+}
+
+/// What a token must satisfy beyond its signature and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// Longest accepted lifetime: `exp - iat`, or `exp - now` without `iat`.
+    pub max_lifetime_seconds: i64,
+    /// When set, `aud` (a string or a list) must contain it.
+    pub audience: Option<String>,
+    /// When set, `iss` must equal it.
+    pub issuer: Option<String>,
+}
+
+/// 30 days: long enough for `berth token --ttl 30d`, short enough that a leaked token dies.
+pub const DEFAULT_MAX_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
+
+impl Default for TokenPolicy {
+    fn default() -> TokenPolicy {
+        TokenPolicy {
+            max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS,
+            audience: None,
+            issuer: None,
+        }
+    }
+}
+
+/// Tolerated clock skew for `nbf`.
+const LEEWAY_SECONDS: i64 = 60;
+
+/// The registered claims berth checks besides `exp`.
+#[derive(Deserialize)]
+struct OtherClaims {
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    iss: Option<String>,
+    aud: Option<serde_json::Value>,
+}
+
+fn check_policy(
+    claims: &Claims,
+    other: &OtherClaims,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<(), AuthError> {
+    if claims.sub.trim().is_empty() || claims.sub.chars().any(char::is_control) {
+        return Err(AuthError::NoSubject);
+    }
+    if other.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+        return Err(AuthError::NotYetValid);
+    }
+    let issued = other.iat.unwrap_or(now).min(now);
+    if claims.exp - issued > policy.max_lifetime_seconds {
+        return Err(AuthError::TooLong(policy.max_lifetime_seconds));
+    }
+    if let Some(issuer) = &policy.issuer {
+        if other.iss.as_deref() != Some(issuer.as_str()) {
+            return Err(AuthError::WrongClaim("iss"));
+        }
+    }
+    if let Some(audience) = &policy.audience {
+        let matches = match &other.aud {
+            Some(serde_json::Value::String(a)) => a == audience,
+            Some(serde_json::Value::Array(list)) => {
+                list.iter().any(|a| a.as_str() == Some(audience))
+            }
+            _ => false,
+        };
+        if !matches {
+            return Err(AuthError::WrongClaim("aud"));
+        }
+    }
+    Ok(())
 }
 
 const HEADER_HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -97,8 +177,19 @@ struct JwtHeader {
     alg: String,
 }
 
-/// Verifies a token's signature (constant time) and expiry against `now` (Unix seconds).
+/// Verifies a token's signature (constant time) and expiry against `now` (Unix seconds),
+/// under the default [`TokenPolicy`].
 pub fn verify_token(secret: &str, token: &str, now: i64) -> Result<Claims, AuthError> {
+    verify_token_with(secret, token, now, &TokenPolicy::default())
+}
+
+/// [`verify_token`] under `policy`.
+pub fn verify_token_with(
+    secret: &str,
+    token: &str,
+    now: i64,
+    policy: &TokenPolicy,
+) -> Result<Claims, AuthError> {
     if secret.is_empty() {
         return Err(AuthError::NoSecret);
     }
@@ -123,19 +214,30 @@ pub fn verify_token(secret: &str, token: &str, now: i64) -> Result<Claims, AuthE
     if !bool::from(expected.ct_eq(&given)) {
         return Err(AuthError::BadSignature);
     }
-    let claims: Claims = URL_SAFE_NO_PAD
+    let payload = URL_SAFE_NO_PAD
         .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(AuthError::Malformed)?;
+        .map_err(|_| AuthError::Malformed)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| AuthError::Malformed)?;
+    let other: OtherClaims = serde_json::from_slice(&payload).map_err(|_| AuthError::Malformed)?;
     if claims.exp <= now {
         return Err(AuthError::Expired);
     }
+    check_policy(&claims, &other, policy, now)?;
     Ok(claims)
 }
 
-/// Authenticates an `Authorization` header value.
+/// Authenticates an `Authorization` header value under the default [`TokenPolicy`].
 pub fn authenticate(header: Option<&str>, secret: &str, now: i64) -> Result<Caller, AuthError> {
+    authenticate_with(header, secret, now, &TokenPolicy::default())
+}
+
+/// [`authenticate`] under `policy`.
+pub fn authenticate_with(
+    header: Option<&str>,
+    secret: &str,
+    now: i64,
+    policy: &TokenPolicy,
+) -> Result<Caller, AuthError> {
     let value = header
         .map(str::trim)
         .filter(|v| !v.is_empty())
@@ -144,7 +246,7 @@ pub fn authenticate(header: Option<&str>, secret: &str, now: i64) -> Result<Call
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(AuthError::NotBearer)?;
-    let claims = verify_token(secret, token.trim(), now)?;
+    let claims = verify_token_with(secret, token.trim(), now, policy)?;
     Ok(Caller {
         name: claims.sub,
         role: claims.role,
@@ -167,6 +269,60 @@ mod tests {
             role: Role::User,
             exp,
         }
+    }
+
+    /// Signs any JSON payload, as an attacker holding the key (or a buggy issuer) could.
+    fn raw(payload: serde_json::Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(HEADER_HS256);
+        let body = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let input = format!("{header}.{body}");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sign(b"k", &input)))
+    }
+
+    #[test]
+    fn subject_nbf_lifetime_audience_and_issuer_are_checked() {
+        use serde_json::json;
+        let now = 1_000_000;
+        let ok = |p| verify_token("k", &raw(p), now);
+        assert!(ok(json!({"sub": "a", "role": "user", "exp": now + 60})).is_ok());
+        assert_eq!(
+            ok(json!({"sub": "", "role": "user", "exp": now + 60})),
+            Err(AuthError::NoSubject)
+        );
+        assert_eq!(
+            ok(json!({"sub": " ", "role": "user", "exp": now + 60})),
+            Err(AuthError::NoSubject)
+        );
+        assert_eq!(
+            ok(json!({"sub": "a", "role": "user", "exp": now + 600, "nbf": now + 300})),
+            Err(AuthError::NotYetValid)
+        );
+        assert!(ok(json!({"sub": "a", "role": "user", "exp": now + 600, "nbf": now + 30})).is_ok());
+        assert_eq!(
+            ok(json!({"sub": "a", "role": "user", "exp": now + 365 * 86400})),
+            Err(AuthError::TooLong(DEFAULT_MAX_LIFETIME_SECONDS))
+        );
+        assert_eq!(
+            ok(json!({"sub": "a", "role": "user", "exp": now + 60, "iat": now - 40 * 86400})),
+            Err(AuthError::TooLong(DEFAULT_MAX_LIFETIME_SECONDS))
+        );
+        let strict = TokenPolicy {
+            audience: Some("berth".into()),
+            issuer: Some("https://id.example.com".into()),
+            ..TokenPolicy::default()
+        };
+        let check = |p| verify_token_with("k", &raw(p), now, &strict);
+        assert!(check(json!({"sub": "a", "role": "user", "exp": now + 60, "aud": ["x", "berth"], "iss": "https://id.example.com"})).is_ok());
+        assert_eq!(
+            check(
+                json!({"sub": "a", "role": "user", "exp": now + 60, "aud": "other", "iss": "https://id.example.com"})
+            ),
+            Err(AuthError::WrongClaim("aud"))
+        );
+        assert_eq!(
+            check(json!({"sub": "a", "role": "user", "exp": now + 60, "aud": "berth"})),
+            Err(AuthError::WrongClaim("iss"))
+        );
     }
 
     #[test]

@@ -203,43 +203,76 @@ fn packages_dockerfile(base: &str, p: &Packages) -> String {
     d
 }
 
-/// A base image for `caller`: a ready catalog image they may see (by name or reference),
-/// or a reference on an allowed registry.
+/// The catalog rows a build may resolve a base to: official images, shared imports (both
+/// changed by admins only) and the caller's own images. Anyone else's row, however named,
+/// is never a base: a user cannot redirect another user's builds by naming an image.
+const TRUSTED_BASE: &str =
+    "(is_official = 1 OR (origin = 'import' AND owner IS NULL) OR owner = ?)";
+
+/// A base image for `caller`: a ready catalog image they may use (by name or reference),
+/// pinned to the digest berth knows, or a reference on an allowed registry.
 fn resolve_base(
     ctx: &Context<'_>,
     caller: &Caller,
     reference: &str,
     field: &str,
 ) -> Result<(String, Option<Image>), ApiError> {
-    let by_name = ctx.db.query(
-        &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE name = ?"),
-        &[reference.into()],
-    )?;
+    // The caller's own row first, then official and shared ones.
+    let trusted = |filter: &str, params: Vec<crate::db::Value>| {
+        ctx.db.query(
+            &format!(
+                "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {TRUSTED_BASE} \
+                 ORDER BY CASE WHEN owner = ? THEN 0 ELSE 1 END, id LIMIT 1"
+            ),
+            &[
+                params,
+                vec![caller.name.clone().into(), caller.name.clone().into()],
+            ]
+            .concat(),
+        )
+    };
+    let by_name = trusted("name = ?", vec![reference.into()])?;
     let parsed = ImageRef::parse(reference)
         .map_err(|e| ApiError::bad_param(field, format!("'{reference}': {e}")))?;
     let by_ref = if by_name.is_empty() {
-        ctx.db.query(
-            &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE registry = ? AND repository = ? AND tag = ?"),
-            &[parsed.registry.clone().into(), parsed.repository.clone().into(), parsed.tag.clone().into()],
+        trusted(
+            "registry = ? AND repository = ? AND tag = ?",
+            vec![
+                parsed.registry.clone().into(),
+                parsed.repository.clone().into(),
+                parsed.tag.clone().into(),
+            ],
         )?
     } else {
         by_name
     };
     if let Some(row) = by_ref.first() {
         let image = Image::from_row(&row);
-        if !store::can_see(caller, &image) {
-            return Err(ApiError::bad_param(
-                field,
-                format!("'{reference}' is a private image of another user"),
-            ));
-        }
         if image.status != "ready" {
             return Err(ApiError::bad_param(
                 field,
                 format!("'{reference}' is {}, not ready", image.status),
             ));
         }
-        return Ok((image.registry_url(), Some(image)));
+        // The caller's own rows point wherever they like: the allow-list applies to them.
+        if image.owner.as_deref() == Some(caller.name.as_str())
+            && !image.is_official
+            && !base_registry_allowed(ctx, &image.registry)
+        {
+            return Err(ApiError::bad_param(
+                field,
+                format!(
+                    "'{reference}' points at {}, which is not an allowed registry",
+                    image.registry
+                ),
+            ));
+        }
+        // Pinned: a later change of the tag does not change what this build uses.
+        let pinned = match &image.digest {
+            Some(d) => format!("{}@{d}", image.registry_url()),
+            None => image.registry_url(),
+        };
+        return Ok((pinned, Some(image)));
     }
     let allowed: Vec<String> = ctx
         .var("source_registries")
@@ -258,8 +291,39 @@ fn resolve_base(
     Ok((parsed.tagged(), None))
 }
 
-/// A lowercase path component for a user name (`Alice.Smith` → `alice-smith`).
+/// Whether builds may pull from `registry`: an allowed import source or berth's Harbor.
+fn base_registry_allowed(ctx: &Context<'_>, registry: &str) -> bool {
+    let registry = registry.to_ascii_lowercase();
+    ctx.var("source_registries")
+        .split(',')
+        .any(|s| s.trim().eq_ignore_ascii_case(&registry))
+        || HarborSettings::from_context(ctx).is_ok_and(|h| h.registry_host == registry)
+}
+
+/// The Harbor path component of a user's builds, injective: a name that already is a plain
+/// lowercase component is itself; any other (`Alice`, `bob smith`) is its readable form plus
+/// `-x` and a hash of the exact name, so `Alice` and `alice` never share a path. A plain name
+/// that looks like an escaped one is escaped too.
 fn namespace(owner: &str) -> String {
+    let plain = readable_namespace(owner);
+    let looks_escaped = owner.rsplit_once("-x").is_some_and(|(_, h)| {
+        h.len() == 16
+            && h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    });
+    if plain == owner && !looks_escaped {
+        return plain;
+    }
+    let hash: String = Sha256::digest(owner.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{plain}-x{hash}")
+}
+
+/// A lowercase path component for a user name (`Alice.Smith` → `alice-smith`).
+fn readable_namespace(owner: &str) -> String {
     let mut out: String = owner
         .to_ascii_lowercase()
         .chars()
@@ -430,7 +494,8 @@ pub async fn start<S: HttpSender>(
 
     let harbor = HarborSettings::from_context(ctx)?;
     let runner = RunnerSettings::from_context(ctx)?;
-    let name = format!("{}/{}:{}", caller.name, target.repository, target.tag);
+    // The name as its owner gave it; the owner's namespace is in the Harbor path only.
+    let name = format!("{}:{}", target.repository, target.tag);
     let repository = format!(
         "{}/users/{}/{}",
         harbor.harbor.project,
@@ -447,14 +512,32 @@ pub async fn start<S: HttpSender>(
         if !ctx
             .db
             .query(
-                "SELECT id FROM images WHERE name = ?",
-                &[name.clone().into()],
+                "SELECT id FROM images WHERE owner = ? AND name = ?",
+                &[caller.name.clone().into(), name.clone().into()],
             )?
             .is_empty()
         {
             return Err(ApiError::conflict(format!(
                 "you already have an image named '{}'",
                 body.name
+            )));
+        }
+        // The target itself, before anything is dispatched: no image may already be there.
+        if !ctx
+            .db
+            .query(
+                "SELECT id FROM images WHERE registry = ? AND repository = ? AND tag = ?",
+                &[
+                    harbor.registry_host.clone().into(),
+                    repository.clone().into(),
+                    target.tag.clone().into(),
+                ],
+            )?
+            .is_empty()
+        {
+            return Err(ApiError::conflict(format!(
+                "an image is already at {}/{target_ref}; choose another name or tag",
+                harbor.registry_host
             )));
         }
         if let Some(running) = ctx
@@ -894,8 +977,15 @@ mod tests {
 
     #[test]
     fn namespaces_are_path_components() {
-        assert_eq!(namespace("Alice.Smith"), "alice-smith");
+        assert_eq!(readable_namespace("Alice.Smith"), "alice-smith");
         assert_eq!(namespace("bob"), "bob");
-        assert_eq!(namespace("__"), "user");
+        assert_eq!(namespace("alice-smith"), "alice-smith");
+        assert!(namespace("__").starts_with("user-x"));
+        // Injective: case and escapes never collide.
+        let alice = namespace("Alice");
+        assert!(alice.starts_with("alice-x"), "{alice}");
+        assert_ne!(alice, namespace("alice"));
+        assert_ne!(namespace(&alice), alice);
+        assert_ne!(namespace("Alice.Smith"), namespace("alice-smith"));
     }
 }

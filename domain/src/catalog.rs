@@ -43,8 +43,23 @@ pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) 
 
 /// Authenticates the caller from the `Authorization` header.
 pub fn caller(req: &Request, ctx: &Context<'_>) -> Result<Caller, ApiError> {
-    auth::authenticate(req.header("authorization"), &ctx.var("jwt_secret"), ctx.now)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))
+    let optional = |name: &str| Some(ctx.var(name).trim().to_owned()).filter(|v| !v.is_empty());
+    let policy = auth::TokenPolicy {
+        max_lifetime_seconds: ctx
+            .var("jwt_max_lifetime_seconds")
+            .trim()
+            .parse()
+            .unwrap_or(auth::DEFAULT_MAX_LIFETIME_SECONDS),
+        audience: optional("jwt_audience"),
+        issuer: optional("jwt_issuer"),
+    };
+    auth::authenticate_with(
+        req.header("authorization"),
+        &ctx.var("jwt_secret"),
+        ctx.now,
+        &policy,
+    )
+    .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
 /// Parses an `{id}` path segment.

@@ -131,6 +131,13 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// Whether reference text names a tag itself (`httpd:2.4@sha256:…`, not `httpd@sha256:…`,
+/// which [`ImageRef::parse`] reads as `latest`).
+pub fn names_tag(s: &str) -> bool {
+    let name = s.split('@').next().unwrap_or_default();
+    name[name.rfind('/').map_or(0, |i| i + 1)..].contains(':')
+}
+
 /// Splits off the registry: the first component is a host when it has a `.` or a `:`, or is
 /// `localhost` (Docker's rule).
 fn split_registry(name: &str) -> (Option<&str>, &str) {

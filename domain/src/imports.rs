@@ -35,6 +35,9 @@ pub struct HarborSettings {
     pub confirm_failure_seconds: i64,
     /// A reader asks Harbor itself when nothing was heard for this long.
     pub reconcile_after_seconds: i64,
+    /// An import claimed but never handed to Harbor (no execution id: the host stopped in
+    /// between) is driven again after this long.
+    pub redrive_after_seconds: i64,
     /// Where Harbor should send webhooks (empty: don't manage the webhook policy).
     pub webhook_url: String,
     pub webhook_secret: String,
@@ -90,6 +93,7 @@ impl HarborSettings {
             deadline_seconds: number(ctx, "import_deadline_seconds", 3600).max(1),
             confirm_failure_seconds: number(ctx, "import_failure_confirm_seconds", 10).max(0),
             reconcile_after_seconds: number(ctx, "import_reconcile_after_seconds", 5).max(0),
+            redrive_after_seconds: number(ctx, "import_redrive_after_seconds", 30).max(0),
             webhook_url: ctx.var("webhook_url").trim().to_owned(),
             webhook_secret: ctx.var("harbor_webhook_secret"),
         })
@@ -99,14 +103,42 @@ impl HarborSettings {
         HarborClient::new(sender, self.harbor.clone())
     }
 
-    /// Where `source` lands: (registry host, repository with project, tag).
+    /// Where `source` lands: (registry host, repository with project, tag). The source
+    /// registry is part of the path: `quay.io/x/y:1` and `docker.io/x/y:1` are different
+    /// images.
     fn destination(&self, source: &ImageRef) -> (String, String, String) {
         (
             self.registry_host.clone(),
-            format!("{}/{}", self.harbor.project, source.repository),
+            format!("{}/{}", self.dest_namespace(source), source.repository),
             source.tag.clone(),
         )
     }
+
+    /// The Harbor namespace an import of `source` replicates into: `catalog/docker.io`.
+    fn dest_namespace(&self, source: &ImageRef) -> String {
+        format!(
+            "{}/{}",
+            self.harbor.project,
+            registry_path_component(&source.registry)
+        )
+    }
+
+    /// Whether `reference` is in berth's own Harbor project (only imports and builds may
+    /// be there).
+    pub fn is_reserved(&self, reference: &ImageRef) -> bool {
+        reference.registry.eq_ignore_ascii_case(&self.registry_host)
+            && reference
+                .repository
+                .split('/')
+                .next()
+                .is_some_and(|p| p == self.harbor.project)
+    }
+}
+
+/// A registry host as one repository path component, injectively: lowercase, and the port's
+/// `:` as `_` (a host never has `_`). `registry.example.com:5000` → `registry.example.com_5000`.
+pub fn registry_path_component(registry: &str) -> String {
+    registry.to_ascii_lowercase().replace(':', "_")
 }
 
 /// One import attempt, as stored.
@@ -118,13 +150,14 @@ pub struct ImportRow {
     pub state: ImportState,
     pub message: Option<String>,
     pub execution_id: Option<i64>,
+    pub updated_at: String,
     pub last_event_at: Option<String>,
     pub failure_seen_at: Option<String>,
     pub deadline_at: String,
 }
 
 const IMPORT_COLUMNS: &str = "id, image_id, source, state, progress, layers_detail, message, \
-    execution_id, last_event_at, failure_seen_at, deadline_at";
+    execution_id, updated_at, last_event_at, failure_seen_at, deadline_at";
 
 impl ImportRow {
     fn from_row(r: &Row<'_>) -> ImportRow {
@@ -139,6 +172,7 @@ impl ImportRow {
             },
             message: r.opt_string("message"),
             execution_id: r.get("execution_id").as_i64(),
+            updated_at: r.str("updated_at").to_owned(),
             last_event_at: r.opt_string("last_event_at"),
             failure_seen_at: r.opt_string("failure_seen_at"),
             deadline_at: r.str("deadline_at").to_owned(),
@@ -459,7 +493,7 @@ pub async fn reconcile<S: HttpSender>(
         return Ok(());
     }
     let Some(execution_id) = row.execution_id else {
-        return Ok(());
+        return redrive_if_stranded(ctx, settings, sender, row).await;
     };
     let client = settings.client(&sender);
     let execution = match client.execution(execution_id).await {
@@ -486,19 +520,9 @@ pub async fn reconcile<S: HttpSender>(
             observe(ctx.db, row.image_id, &observation, message.as_deref(), None)?;
         }
         Judgement::Imported => {
-            let image = store::get(ctx.db, row.image_id)?;
-            let facts = match &image {
-                Some(i) => artifact_facts(&client, settings, &i.repository, &i.tag).await,
-
-                None => None,
-            };
-            observe(
-                ctx.db,
-                row.image_id,
-                &Observation::Succeeded,
-                None,
-                facts.as_ref(),
-            )?;
+            if let Some(image) = store::get(ctx.db, row.image_id)? {
+                complete(ctx, settings, &client, &image, row).await?;
+            }
         }
         Judgement::AwaitConfirmation { first_seen } => {
             let now = time::now_rfc3339();
@@ -515,6 +539,86 @@ pub async fn reconcile<S: HttpSender>(
             }
         }
     }
+    Ok(())
+}
+
+/// Harbor holds the copy: the import is ready once berth has read the artifact's facts
+/// (digest, size, platforms). When that read fails the import stays as it is and the next
+/// webhook or read tries again; a digest the source pinned must be the one Harbor holds.
+async fn complete<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    client: &HarborClient<S>,
+    image: &Image,
+    row: &ImportRow,
+) -> Result<&'static str, ApiError> {
+    let Some(facts) = artifact_facts(client, settings, &image.repository, &image.tag).await else {
+        ctx.db.execute(
+            "UPDATE imports SET last_event_at = ? WHERE id = ?",
+            &[time::now_rfc3339().into(), row.id.into()],
+        )?;
+        return Ok("waiting: the artifact could not be read yet");
+    };
+    let pinned = ImageRef::parse(&row.source).ok().and_then(|r| r.digest);
+    if let Some(pin) = pinned.filter(|pin| *pin != facts.digest) {
+        let message = format!(
+            "{} was pinned to {pin} but the source's tag holds {}; the copy was not accepted",
+            row.source, facts.digest
+        );
+        observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?;
+        return Ok("failed: not the pinned digest");
+    }
+    observe(
+        ctx.db,
+        image.id,
+        &Observation::Succeeded,
+        None,
+        Some(&facts),
+    )?;
+    Ok("image ready")
+}
+
+/// Whether `row` was claimed but never handed to Harbor (no execution id) for longer than
+/// the re-drive grace: the process that claimed it stopped in between.
+fn stranded(row: &ImportRow, settings: &HarborSettings, now: i64) -> bool {
+    row.state.phase == Phase::Pending
+        && row.execution_id.is_none()
+        && time::parse(&row.updated_at)
+            .is_some_and(|t| now - t.timestamp() >= settings.redrive_after_seconds)
+}
+
+/// Marks a stranded import as taken again (under the write lock, so one caller re-drives it).
+fn take_stranded(db: &dyn Db, row: &ImportRow) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE imports SET updated_at = ? WHERE id = ?",
+        &[time::now_rfc3339().into(), row.id.into()],
+    )
+}
+
+/// Drives a stranded import again. Safe to repeat: the policy has a deterministic name, and
+/// an execution of it still in progress is adopted rather than started twice.
+async fn redrive_if_stranded<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    sender: S,
+    row: &ImportRow,
+) -> Result<(), ApiError> {
+    let taken = with_write_tx(ctx.db, || {
+        let Some(latest) = latest_import(ctx.db, row.image_id)? else {
+            return Ok::<_, ApiError>(None);
+        };
+        if latest.id != row.id || !stranded(&latest, settings, ctx.now) {
+            return Ok(None);
+        }
+        take_stranded(ctx.db, &latest)?;
+        Ok(Some(latest))
+    })?;
+    let Some(row) = taken else {
+        return Ok(());
+    };
+    let source =
+        ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
+    run_import(ctx, settings, sender, &source, row.image_id, row.id, true).await?;
     Ok(())
 }
 
@@ -602,6 +706,8 @@ enum Claim {
     Start {
         image_id: i64,
         import_id: i64,
+        /// A stranded attempt taken over: Harbor may already run its execution.
+        redrive: bool,
     },
     Ready(i64),
     InProgress(i64),
@@ -630,6 +736,20 @@ pub async fn start<S: HttpSender>(
                 ),
             ));
         }
+    }
+    // Harbor replicates tags, never a bare digest: a pin names its tag too, and the copy
+    // is accepted only if Harbor holds that digest.
+    if source.digest.is_some() && !crate::image_ref::names_tag(body.source.trim()) {
+        return Err(ApiError::bad_param(
+            "source",
+            format!(
+                "'{}' pins a digest without a tag: Harbor replicates tags, so name the tag too \
+                 (e.g. {}/{}:<tag>@<digest>); berth checks that the tag holds the digest",
+                body.source.trim(),
+                source.registry,
+                source.repository
+            ),
+        ));
     }
     let settings = HarborSettings::from_context(ctx)?;
     if !settings
@@ -668,7 +788,8 @@ async fn claim_and_run<S: HttpSender>(
         Claim::Start {
             image_id,
             import_id,
-        } => run_import(ctx, settings, sender, source, image_id, import_id).await,
+            redrive,
+        } => run_import(ctx, settings, sender, source, image_id, import_id, redrive).await,
     }
 }
 
@@ -685,9 +806,29 @@ fn claim(
         let now = time::now_rfc3339();
         let image = image_at(db, &registry, &repository, &tag)?;
         let image_id = match image {
-            Some(i) if i.status == "ready" => return Ok(Claim::Ready(i.id)),
+            Some(i) if i.status == "ready" => {
+                if let Some(pin) = &source.digest {
+                    if i.digest.as_deref() != Some(pin.as_str()) {
+                        return Err(ApiError::conflict(format!(
+                            "berth's copy of {} holds {}, not the pinned {pin}",
+                            source.tagged(),
+                            i.digest.as_deref().unwrap_or("an unknown digest")
+                        )));
+                    }
+                }
+                return Ok(Claim::Ready(i.id));
+            }
             Some(i) if i.status == "importing" => {
-                let expired = latest_import(db, i.id)?.is_some_and(|r| {
+                let latest = latest_import(db, i.id)?;
+                if let Some(r) = latest.as_ref().filter(|r| stranded(r, settings, ctx.now)) {
+                    take_stranded(db, r)?;
+                    return Ok(Claim::Start {
+                        image_id: i.id,
+                        import_id: r.id,
+                        redrive: true,
+                    });
+                }
+                let expired = latest.is_some_and(|r| {
                     time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now)
                 });
                 if !expired {
@@ -697,11 +838,10 @@ fn claim(
             }
             Some(i) if i.status == "failed" => i.id,
             Some(i) => {
+                // No id: the row may be one the caller cannot see.
                 return Err(ApiError::conflict(format!(
-                    "{} is in the catalog as image {} ({}), not as an import",
-                    source.tagged(),
-                    i.id,
-                    i.status
+                    "{} is in the catalog, not as an import",
+                    source.tagged()
                 )));
             }
             None => {
@@ -757,7 +897,8 @@ fn claim(
                  started_at, updated_at, deadline_at) VALUES (?, ?, ?, 'pending', 0, '{}', ?, ?, ?, ?) RETURNING id",
                 &[
                     image_id.into(),
-                    source.tagged().into(),
+                    // With its digest, if pinned: completion checks it.
+                    source.to_string().into(),
                     source.registry.clone().into(),
                     attempt.into(),
                     now.clone().into(),
@@ -770,6 +911,7 @@ fn claim(
         Ok(Claim::Start {
             image_id,
             import_id,
+            redrive: false,
         })
     })
 }
@@ -782,6 +924,7 @@ async fn run_import<S: HttpSender>(
     source: &ImageRef,
     image_id: i64,
     import_id: i64,
+    redrive: bool,
 ) -> Result<Response, ApiError> {
     let client = settings.client(&sender);
     // An admin-managed registry (with its credentials) for the source's host, else an
@@ -800,9 +943,17 @@ async fn run_import<S: HttpSender>(
             source.repository.clone(),
             source.tag.clone(),
         )
-        .with_replace_count(0);
+        .with_replace_count(0)
+        .with_dest_namespace(settings.dest_namespace(source));
         let policy_id = client.ensure_pull_policy(&policy).await?;
-        let execution_id = client.start_execution(policy_id).await?;
+        let running = match redrive {
+            true => client.running_execution(policy_id).await?,
+            false => None,
+        };
+        let execution_id = match running {
+            Some(id) => id,
+            None => client.start_execution(policy_id).await?,
+        };
         Ok::<_, HarborError>((registry_id, policy_id, execution_id))
     };
     match steps.await {
@@ -1098,6 +1249,16 @@ pub async fn webhook<S: HttpSender>(
             "the webhook's Authorization does not match harbor_webhook_secret",
         ));
     }
+    // Harbor's events are a few KiB; anything larger is not one of them.
+    if req.body.len() > crate::admin::MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "the webhook body is larger than {} bytes",
+                crate::admin::MAX_BODY_BYTES
+            ),
+        ));
+    }
     let event: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("the webhook body is not JSON: {e}")))?;
     crate::migrations::ensure(ctx.db)?;
@@ -1129,17 +1290,13 @@ pub async fn webhook<S: HttpSender>(
             } else {
                 match image_at(ctx.db, &settings.registry_host, repo, tag)? {
                     Some(image) if kind == "PUSH_ARTIFACT" && image.status == "importing" => {
-                        let client = settings.client(&sender);
-                        let facts =
-                            artifact_facts(&client, &settings, &image.repository, &image.tag).await;
-                        observe(
-                            ctx.db,
-                            image.id,
-                            &Observation::Succeeded,
-                            None,
-                            facts.as_ref(),
-                        )?;
-                        "image ready"
+                        match latest_import(ctx.db, image.id)? {
+                            Some(row) if !row.state.phase.is_terminal() => {
+                                let client = settings.client(&sender);
+                                complete(ctx, &settings, &client, &image, &row).await?
+                            }
+                            _ => "ignored: no import in progress",
+                        }
                     }
                     Some(image) if kind == "DELETE_ARTIFACT" && image.status == "ready" => {
                         ctx.db.execute(
@@ -1152,6 +1309,11 @@ pub async fn webhook<S: HttpSender>(
                         let client = settings.client(&sender);
                         let facts = artifact_facts(&client, &settings, repo, tag).await;
                         let target = format!("{repo}:{tag}");
+                        // A build completes only with the artifact's facts, like an import.
+                        let Some(facts) = facts else {
+                            return Ok(Api::V1.ok(json!({"type": kind, "outcome": "waiting: the artifact could not be read yet"})));
+                        };
+                        let facts = Some(facts);
                         match crate::builds::complete_from_push(
                             ctx,
                             &settings,

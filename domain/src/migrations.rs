@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_catalog_counts_and_search"),
     migration!(4, "0004_listed_newest_first"),
     migration!(5, "0005_imports_have_no_owner"),
+    migration!(6, "0006_names_unique_per_owner"),
 ];
 
 impl Migration {
@@ -188,6 +189,65 @@ mod tests {
             .query("SELECT COUNT(*) FROM images WHERE is_official = 1", &[])
             .unwrap();
         assert_eq!(official.scalar_i64(), Some(4));
+    }
+
+    /// 0006 rebuilds `images` with foreign keys on: what references an image survives, and
+    /// a name is unique per owner only.
+    #[test]
+    fn names_unique_per_owner_keeps_what_references_images() {
+        let db = SqliteDb::open_in_memory();
+        db.execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)", &[]).unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version < 6) {
+            for statement in split_statements(m.sql(Dialect::Sqlite)) {
+                db.execute(statement, &[]).unwrap();
+            }
+            db.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, '')",
+                &[m.version.into(), m.name.into()],
+            )
+            .unwrap();
+        }
+        let t = "'2026-01-01T00:00:00.000Z'";
+        for sql in [
+            format!(
+                "INSERT INTO image_platforms VALUES (1, 'sha256:a', 'amd64', 'linux', NULL, 1)"
+            ),
+            format!(
+                "INSERT INTO imports (image_id, source, source_registry, state, started_at, updated_at, deadline_at) VALUES (2, 's', 'docker.io', 'succeeded', {t}, {t}, {t})"
+            ),
+            format!(
+                "INSERT INTO builds (id, image_id, base_image_id, owner, name, mode, status, created_at, updated_at, deadline_at) VALUES ('build-1', 3, 1, 'alice', 'x:1', 'dockerfile', 'succeeded', {t}, {t}, {t})"
+            ),
+        ] {
+            db.execute(&sql, &[]).unwrap();
+        }
+        ensure(&db).unwrap();
+        let count = |sql: &str| db.query(sql, &[]).unwrap().scalar_i64().unwrap();
+        assert_eq!(
+            count("SELECT COUNT(*) FROM image_platforms WHERE image_id = 1"),
+            1
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM image_scopes"), 9);
+        assert_eq!(count("SELECT COUNT(*) FROM imports WHERE image_id = 2"), 1);
+        assert_eq!(count("SELECT image_id + base_image_id FROM builds"), 4);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM images_name_fts WHERE images_name_fts MATCH 'pytorch'"),
+            1
+        );
+        let insert = |owner: &str| {
+            db.execute(
+                &format!("INSERT INTO images (name, registry, repository, tag, owner, created_at, updated_at) \
+                 VALUES ('ubuntu20-pytorch:2.0', 'r.io', 'a/b', '1', {owner}, {t}, {t})"),
+                &[],
+            )
+        };
+        insert("'alice'").unwrap();
+        insert("'bob'").unwrap();
+        assert!(matches!(insert("'bob'"), Err(DbError::Conflict(_))));
+        assert!(matches!(insert("NULL"), Ok(())));
+        assert!(matches!(insert("NULL"), Err(DbError::Conflict(_))));
+        let new_id = count("SELECT MAX(id) FROM images");
+        assert!(new_id > 4, "ids are not reused: {new_id}");
     }
 
     #[test]

@@ -489,6 +489,21 @@ impl<S: HttpSender> HarborClient<S> {
         self.created_id("replication execution", &response)
     }
 
+    /// The policy's execution still in progress, if any: an import re-driven after a crash
+    /// adopts it instead of starting a second copy.
+    pub async fn running_execution(&self, policy_id: i64) -> Result<Option<i64>, HarborError> {
+        let call = Call::new("GET", "/replication/executions")
+            .query("policy_id", policy_id.to_string())
+            .query("status", "InProgress");
+        let executions: Vec<types::RawExecution> =
+            self.list_all("replication execution list", call).await?;
+        Ok(executions
+            .into_iter()
+            .map(Execution::from)
+            .find(|e| e.policy_id == policy_id && e.outcome().is_none())
+            .map(|e| e.id))
+    }
+
     /// Polls an execution (CONTRACT §4.2); see [`Execution::is_finished`] and
     /// [`Execution::outcome`].
     pub async fn execution(&self, execution_id: i64) -> Result<Execution, HarborError> {

@@ -22,6 +22,9 @@ pub struct PolicySpec {
     /// How many leading source path components `dest_namespace` replaces (CONTRACT §3.2):
     /// `1` turns `library/nginx` into `<project>/nginx`, `0` keeps the whole path.
     pub dest_namespace_replace_count: i8,
+    /// Where in Harbor the copy lands: the client's project when `None`, else a path under
+    /// it (e.g. `catalog/docker.io`, so that the source registry is part of the path).
+    pub dest_namespace: Option<String>,
 }
 
 impl PolicySpec {
@@ -39,7 +42,17 @@ impl PolicySpec {
             repository: repository.into(),
             tag: tag.into(),
             dest_namespace_replace_count: 1,
+            dest_namespace: None,
         }
+    }
+
+    pub fn with_dest_namespace(mut self, namespace: impl Into<String>) -> PolicySpec {
+        self.dest_namespace = Some(namespace.into());
+        self
+    }
+
+    fn namespace<'a>(&'a self, project: &'a str) -> &'a str {
+        self.dest_namespace.as_deref().unwrap_or(project)
     }
 
     pub fn with_replace_count(mut self, count: i8) -> PolicySpec {
@@ -67,7 +80,7 @@ impl PolicySpec {
             "name": self.name,
             "description": self.description,
             "src_registry": {"id": self.src_registry_id},
-            "dest_namespace": project,
+            "dest_namespace": self.namespace(project),
             "dest_namespace_replace_count": self.dest_namespace_replace_count,
             "filters": self.filters(),
             "trigger": {"type": "manual"},
@@ -98,7 +111,10 @@ impl PolicySpec {
             "dest_registry",
             existing.dest_registry.as_ref().is_none_or(|r| r.id == 0),
         );
-        check("dest_namespace", existing.dest_namespace == project);
+        check(
+            "dest_namespace",
+            existing.dest_namespace == self.namespace(project),
+        );
         check(
             "dest_namespace_replace_count",
             existing.dest_namespace_replace_count.unwrap_or(-1)
