@@ -304,13 +304,18 @@ fn answer(
     message: Option<&str>,
 ) -> Response {
     match api {
-        BuildApi::Console => {
+        BuildApi::Console if status < 400 => {
             let mut body = json!({"build_id": build_id, "status": state});
             if let Some(m) = message {
                 body["message"] = json!(m);
             }
             Response::json(status, &body)
         }
+        // A failure speaks the console's error envelope, like every other `/api/images` error.
+        BuildApi::Console => Response::json(
+            status,
+            &json!({"success": false, "message": message.unwrap_or(state), "data": {"build_id": build_id, "status": state}}),
+        ),
         BuildApi::V1 if status < 400 => {
             Api::V1.ok_with(status, json!({"build_id": build_id, "status": state}), None)
         }

@@ -114,6 +114,12 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         ["api", "images"] => read(&|| list_console(req, ctx, caller)),
         ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, caller)),
         ["api", "images", id, "versions"] => read(&|| versions_console(parse_id(id)?, ctx, caller)),
+        ["api", "v1", "images", id, "use"] => {
+            read(&|| use_image(Api::V1, parse_id(id)?, ctx, caller))
+        }
+        ["api", "images", id, "use"] => {
+            read(&|| use_image(Api::Console, parse_id(id)?, ctx, caller))
+        }
         ["api", "v1", "builds"] => read(&|| crate::builds::list(ctx, caller)),
 
         ["api", "v1", "openapi.json"] => {
@@ -255,4 +261,18 @@ fn versions_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Respo
         "list": versions.iter().map(views::console_version).collect::<Vec<_>>(),
         "total": versions.len(),
     })))
+}
+
+/// `GET …/images/{id}/use`: what starting an environment from the image needs; 409 until the
+/// image is ready.
+fn use_image(api: Api, id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    let image = visible_image(id, ctx, caller)?;
+    if image.status != "ready" {
+        return Err(ApiError::conflict(format!(
+            "image {id} is {}: it can be used once it is ready",
+            image.status
+        )));
+    }
+    let platforms = store::platforms(ctx.db, id)?;
+    Ok(api.ok(views::use_view(&image, &platforms)))
 }

@@ -1293,7 +1293,8 @@ pub async fn handle_importer<S: HttpSender>(
             (method, _) => Err(ApiError::no_route(method, &req.path)),
         }
     };
-    crate::envelope::respond(Api::V1, result.await)
+    // `/api/images/build` is a console path: its errors use the console's envelope.
+    crate::envelope::respond(Api::for_path(&req.path), result.await)
 }
 
 /// The progress component: Harbor's webhooks and sync workers' progress callbacks.

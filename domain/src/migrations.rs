@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_catalog_counts_and_search"),
     migration!(4, "0004_listed_newest_first"),
     migration!(5, "0005_imports_have_no_owner"),
+    migration!(6, "0006_written_addresses_and_framework_index"),
 ];
 
 impl Migration {
