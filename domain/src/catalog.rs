@@ -238,13 +238,29 @@ fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Res
         total_capped: Option<bool>,
         list: Vec<views::ConsoleItem<'a>>,
     }
-    Ok(Api::Console.ok(ConsolePage {
-        total: total.count,
-        page_no: q.page.number,
-        page_size: q.page.size,
-        total_capped: capped(total),
-        list: images.iter().map(views::console_item).collect(),
-    }))
+    /// Seed 001's envelope, with seed 002's `images` beside it: a portal written against
+    /// either reads its own field.
+    #[derive(serde::Serialize)]
+    struct ConsoleList<'a> {
+        success: bool,
+        data: ConsolePage<'a>,
+        images: Vec<views::PortalItem<'a>>,
+    }
+    let body = ConsoleList {
+        success: true,
+        data: ConsolePage {
+            total: total.count,
+            page_no: q.page.number,
+            page_size: q.page.size,
+            total_capped: capped(total),
+            list: images.iter().map(views::console_item).collect(),
+        },
+        images: images.iter().map(views::portal_item).collect(),
+    };
+    Ok(Response::json_bytes(
+        200,
+        serde_json::to_vec(&body).expect("response bodies serialize"),
+    ))
 }
 
 fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {

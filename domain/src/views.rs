@@ -232,6 +232,29 @@ pub fn console_item(i: &Image) -> ConsoleItem<'_> {
     }
 }
 
+/// Seed 002's list item (`GET /api/images` answers `images: [...]` beside the console's
+/// envelope): the numeric id and the unique name.
+#[derive(Serialize)]
+pub struct PortalItem<'a> {
+    id: i64,
+    name: &'a str,
+    description: &'a Option<String>,
+    category: &'a Option<String>,
+    size: i64,
+    is_official: bool,
+}
+
+pub fn portal_item(i: &Image) -> PortalItem<'_> {
+    PortalItem {
+        id: i.id,
+        name: &i.name,
+        description: &i.description,
+        category: &i.category,
+        size: i.size,
+        is_official: i.is_official,
+    }
+}
+
 /// Console detail: the list item plus versions-relevant fields.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
