@@ -603,3 +603,373 @@ fn every_seed_example_is_found() {
         ]
     );
 }
+
+fn plain_app() -> TestApp {
+    TestApp::spawn()
+}
+
+fn official_id(app: &TestApp, name: &str) -> i64 {
+    let r = app
+        .as_admin()
+        .get(&format!("/api/v1/images?name={name}&is_official=true"));
+    r.body["data"]["items"][0]["image_id"].as_i64().unwrap()
+}
+
+/// Seed 001: `name` is the display name, `imageId` the identifier; both read back as written,
+/// and so does `imageAddress`, while matching uses the normalized reference.
+#[test]
+fn console_images_read_back_as_written() {
+    let app = plain_app();
+    let admin = app.as_admin();
+    let r = admin.send(
+        "POST",
+        "/api/images",
+        Some(&json!({
+            "name": "镜像名称",
+            "imageId": "image-id",
+            "frameworks": ["PyTorch"],
+            "applicableScopes": ["开发机"],
+            "chipType": "GPU",
+            "presetCuda": true,
+            "description": "镜像描述",
+            "imageAddress": "registry/image:tag"
+        })),
+    );
+    let id = created_id(&r);
+    assert_eq!(r.body["data"]["name"], "镜像名称");
+    let d = admin.get(&format!("/api/images/{id}")).body["data"].clone();
+    assert_eq!(
+        (&d["name"], &d["imageId"], &d["imageAddress"]),
+        (
+            &json!("镜像名称"),
+            &json!("image-id"),
+            &json!("registry/image:tag")
+        )
+    );
+    let listed = admin.get("/api/images?name=image-id").body["data"]["list"][0].clone();
+    assert_eq!(listed["imageAddress"], "registry/image:tag");
+    // The v1 API shows the identifier and the normalized reference.
+    let v1 = admin.get(&format!("/api/v1/images/{id}")).body["data"].clone();
+    assert_eq!(v1["name"], "image-id");
+    assert_eq!(v1["display_name"], "镜像名称");
+    assert_eq!(v1["registry_url"], "docker.io/registry/image:tag");
+    // The same image written the long way is the same reference.
+    let again = admin.send(
+        "POST",
+        "/api/images",
+        Some(&json!({"name": "other", "imageId": "other-id", "imageAddress": "docker.io/registry/image:tag"})),
+    );
+    assert_eq!(again.status, 409, "{}", again.text);
+    // Seed 001's update renames what the console shows, and reads back so.
+    let r = admin.send(
+        "PUT",
+        &format!("/api/images/{id}"),
+        Some(&json!({"name": "更新后的名称", "imageAddress": "registry/image:v2"})),
+    );
+    assert_eq!(r.body["data"]["name"], "更新后的名称", "{}", r.text);
+    let d = admin.get(&format!("/api/images/{id}")).body["data"].clone();
+    assert_eq!(
+        (&d["name"], &d["imageId"], &d["imageAddress"]),
+        (
+            &json!("更新后的名称"),
+            &json!("image-id"),
+            &json!("registry/image:v2")
+        )
+    );
+    // A version written short reads back short.
+    let r = admin.send(
+        "POST",
+        &format!("/api/images/{id}/versions"),
+        Some(&json!({"version": "v3", "imageAddress": "registry/image:v3"})),
+    );
+    assert_eq!(
+        r.body["data"]["imageAddress"], "registry/image:v3",
+        "{}",
+        r.text
+    );
+    let versions = admin.get(&format!("/api/images/{id}/versions")).body["data"]["list"].clone();
+    assert!(
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["imageAddress"] == "registry/image:v3"),
+        "{versions}"
+    );
+}
+
+/// Seed 000 says `active`; the grouped view (seed 003) keeps `ready`.
+#[test]
+fn v1_items_speak_seed_000s_status() {
+    let app = plain_app();
+    let admin = app.as_admin();
+    let id = official_id(&app, "ubuntu20-pytorch");
+    let item = admin.get(&format!("/api/v1/images/{id}")).body["data"].clone();
+    assert_eq!(
+        (&item["status"], &item["availability"], &item["publication"]),
+        (&json!("active"), &json!("ready"), &json!("online"))
+    );
+    let r = admin.send(
+        "PUT",
+        &format!("/api/images/{id}/status"),
+        Some(&json!({"status": "offline"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let item = admin.get(&format!("/api/v1/images/{id}")).body["data"].clone();
+    assert_eq!(item["status"], "offline");
+    let active =
+        admin.get("/api/v1/images?status=active&page_size=100").body["data"]["items"].clone();
+    assert!(
+        active
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "active" && i["image_id"] != id),
+        "{active}"
+    );
+    let grouped =
+        admin.get("/api/v1/images?flat=false&page_size=100").body["data"]["images"].clone();
+    let statuses: Vec<&Value> = grouped
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["artifacts"].as_array().unwrap())
+        .map(|a| &a["status"])
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == "ready"),
+        "{statuses:?}"
+    );
+}
+
+/// Seed 001 lists several frameworks: the filter finds an image by any of them.
+#[test]
+fn the_framework_filter_matches_every_framework_of_an_image() {
+    let app = plain_app();
+    let admin = app.as_admin();
+    let id = created_id(&admin.send(
+        "POST",
+        "/api/images",
+        Some(&json!({"imageId": "multi-fw:1", "name": "两个框架", "frameworks": ["PyTorch", "TensorFlow"], "imageAddress": "registry/multi-fw:1"})),
+    ));
+    for (path, list) in [
+        (
+            "/api/images?framework=TensorFlow&pageSize=100",
+            "/data/list",
+        ),
+        (
+            "/api/v1/images?framework=tensorflow&page_size=100",
+            "/data/items",
+        ),
+    ] {
+        let r = admin.get(path);
+        let items = r.body.pointer(list).unwrap().as_array().unwrap().clone();
+        let ids: Vec<String> = items
+            .iter()
+            .map(|i| {
+                i.get("image_id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| i["id"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert!(ids.contains(&id.to_string()), "{path}: {ids:?}");
+        // The official TensorFlow image still matches by its own framework.
+        assert!(items.len() >= 2, "{path}: {items:?}");
+    }
+    // Dropping a framework drops the match.
+    let r = admin.send(
+        "PUT",
+        &format!("/api/images/{id}"),
+        Some(&json!({"frameworks": ["PyTorch"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let total = admin.get("/api/images?framework=TensorFlow").body["data"]["total"].clone();
+    assert_eq!(total, 1, "only the official TensorFlow image is left");
+}
+
+/// Seed 003's `tag` filter takes what its flat view shows as `tag`.
+#[test]
+fn the_tag_filter_takes_the_flat_views_tag() {
+    let app = plain_app();
+    let user = app.as_user("alice");
+    let flat = user.get("/api/v1/images?flat=true&page_size=100").body["data"]["images"].clone();
+    let first = flat[0].clone();
+    let tag = first["tag"].as_str().unwrap();
+    let found = user.get(&format!("/api/v1/images?flat=true&tag={tag}"));
+    assert_eq!(found.body["data"]["totalCount"], 1, "{}", found.text);
+    assert_eq!(found.body["data"]["images"][0]["id"], first["id"]);
+    // A bare tag still matches images by their tag.
+    let latest = user.get("/api/v1/images?flat=true&tag=latest").body["data"]["images"].clone();
+    assert!(
+        latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["tag"] == "ubuntu20-jupyter:latest"),
+        "{latest}"
+    );
+}
+
+/// Seed 003's grouped view orders repositories by `orderBy`, not only the tags inside them.
+#[test]
+fn the_grouped_view_orders_repositories_by_order_by() {
+    let app = plain_app();
+    let user = app.as_user("alice");
+    let repos = |q: &str| -> Vec<String> {
+        let r = user.get(&format!("/api/v1/images?flat=false&page_size=100&{q}"));
+        r.body["data"]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["repo"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The official images: sizes 8, 7, 5 and 6 GB.
+    let by_size = repos("orderBy=size&order=desc");
+    assert_eq!(
+        by_size,
+        [
+            "library/ubuntu20-pytorch",
+            "library/ubuntu20-tensorflow",
+            "library/ubuntu20-jupyter",
+            "library/ubuntu22-cuda"
+        ]
+    );
+    let mut ascending = repos("orderBy=size&order=asc");
+    ascending.reverse();
+    assert_eq!(ascending, by_size);
+    let newest = repos("orderBy=createdTime&order=desc");
+    assert_eq!(newest[0], "library/ubuntu20-jupyter", "{newest:?}");
+}
+
+/// Seed 000: creating images is for admins, unless the platform lets users register their own.
+#[test]
+fn users_create_images_only_where_allowed() {
+    let body = json!({"name": "alice-env:1", "registry_url": "harbor.example.com/alice/env:1"});
+    let app = plain_app();
+    for path in ["/api/v1/images", "/api/images"] {
+        let body = if path == "/api/images" {
+            json!({"imageId": "alice-env:1", "imageAddress": "harbor.example.com/alice/env:1"})
+        } else {
+            body.clone()
+        };
+        let r = app.as_user("alice").send("POST", path, Some(&body));
+        assert_eq!(r.status, 403, "{path}: {}", r.text);
+        assert!(r.text.contains("allow_user_images"), "{}", r.text);
+    }
+    assert_eq!(
+        app.as_admin()
+            .send("POST", "/api/v1/images", Some(&body))
+            .status,
+        201
+    );
+
+    let allowed = TestApp::spawn_with(AppOptions {
+        variables: vec![("allow_user_images".into(), "true".into())],
+        ..Default::default()
+    });
+    let id = created_id(
+        &allowed
+            .as_user("alice")
+            .send("POST", "/api/v1/images", Some(&body)),
+    );
+    let d = allowed
+        .as_user("alice")
+        .get(&format!("/api/v1/images/{id}"))
+        .body["data"]
+        .clone();
+    assert_eq!(
+        (&d["visibility"], &d["owner"]),
+        (&json!("private"), &json!("alice"))
+    );
+}
+
+/// `/api/images/build` is a console path: its errors use seed 001's envelope.
+#[test]
+fn build_errors_on_the_console_path_use_the_console_envelope() {
+    let harbor = TestHarbor::start();
+    let app = app_with_harbor(&harbor, &[]);
+    let r = app.as_user("alice").send(
+        "POST",
+        "/api/images/build",
+        Some(&json!({"name": "x:1", "dockerfile": "RUN true"})),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["success"], false, "{}", r.text);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("dockerfile"),
+        "{}",
+        r.text
+    );
+    assert!(r.body.get("code").is_none(), "{}", r.text);
+    let v1 = app.as_user("alice").send(
+        "POST",
+        "/api/v1/images:build",
+        Some(&json!({"name": "x:1", "dockerfile": "RUN true"})),
+    );
+    assert_eq!(
+        (v1.status, &v1.body["code"]),
+        (400, &json!(400)),
+        "{}",
+        v1.text
+    );
+}
+
+/// Seed 002 TC-03: the "use" button gets what an environment needs.
+#[test]
+fn each_image_has_a_use_view() {
+    let harbor = TestHarbor::start();
+    harbor.faults(FaultsPatch {
+        hang_executions: Some(true),
+        ..Default::default()
+    });
+    let app = app_with_harbor(&harbor, &[]);
+    let user = app.as_user("alice");
+    let id = official_id(&app, "ubuntu20-pytorch");
+    let image = user.get(&format!("/api/v1/images/{id}")).body["data"].clone();
+    let r = user.get(&format!("/api/v1/images/{id}/use"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let u = r.body["data"].clone();
+    let digest = image["digest"].as_str().unwrap();
+    assert_eq!(u["pull_reference"], image["registry_url"]);
+    assert_eq!(u["digest"], digest);
+    assert_eq!(u["platforms"], json!(["linux/amd64"]));
+    assert_eq!(u["min_driver"], "520.61.05", "CUDA 11.8");
+    let pinned = format!(
+        "{}/{}@{digest}",
+        image["registry"].as_str().unwrap(),
+        image["repository"].as_str().unwrap()
+    );
+    assert_eq!(
+        u["environment"],
+        json!({"image": pinned, "chip_type": "GPU", "platforms": ["linux/amd64"], "min_driver": "520.61.05"})
+    );
+    let console = user.get(&format!("/api/images/{id}/use"));
+    assert_eq!(console.body["success"], true, "{}", console.text);
+    assert_eq!(console.body["data"], u);
+
+    // An image without CUDA or a known digest says so with nulls.
+    let plain = created_id(&app.as_admin().send(
+        "POST",
+        "/api/v1/images",
+        Some(&json!({"name": "cpu-only:1", "registry_url": "harbor.example.com/x/cpu-only:1", "chip_type": "CPU"})),
+    ));
+    let u = user.get(&format!("/api/v1/images/{plain}/use")).body["data"].clone();
+    assert_eq!(
+        (&u["min_driver"], &u["digest"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(u["environment"]["image"], "harbor.example.com/x/cpu-only:1");
+
+    // An image still importing cannot be used yet.
+    let started = user.send(
+        "POST",
+        "/api/v1/images:import",
+        Some(&json!({"source": "docker.io/team/slow:1"})),
+    );
+    let importing = started.body["data"]["image_id"].as_i64().unwrap();
+    let r = user.get(&format!("/api/v1/images/{importing}/use"));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("importing"), "{}", r.text);
+    assert_eq!(user.get("/api/v1/images/999999/use").status, 404);
+}
