@@ -207,10 +207,9 @@ fn packages_mode_generates_the_dockerfile() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(
-        dockerfile.starts_with("FROM harbor.remotegpu.com/library/ubuntu20-pytorch:2.0\n"),
-        "{dockerfile}"
-    );
+    // The official image lives in the configured Harbor.
+    let from = format!("FROM {}/library/ubuntu20-pytorch:2.0\n", harbor.sim.addr());
+    assert!(dockerfile.starts_with(&from), "{dockerfile}");
     assert!(
         dockerfile.contains("apt-get install -y --no-install-recommends git"),
         "{dockerfile}"

@@ -973,3 +973,80 @@ fn each_image_has_a_use_view() {
     assert!(r.text.contains("importing"), "{}", r.text);
     assert_eq!(user.get("/api/v1/images/999999/use").status, 404);
 }
+
+/// Seed 002's official images live in the configured Harbor (the demo one holds them), so a
+/// build based on one pulls an image that exists; a missing base fails the build.
+#[test]
+fn official_images_name_the_configured_harbor_which_holds_them() {
+    let harbor = TestHarbor::start_holding(harbor_sim::official_images());
+    let app = app_with_harbor(&harbor, &[]);
+    let registry = harbor.sim.addr().to_string();
+    let user = app.as_user("alice");
+    let official = user.get("/api/v1/images?is_official=true").body["data"]["items"].clone();
+    let references: Vec<&str> = official
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["registry_url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        references,
+        [
+            "ubuntu20-pytorch:2.0",
+            "ubuntu20-tensorflow:2.12",
+            "ubuntu22-cuda:12.0",
+            "ubuntu20-jupyter:latest"
+        ]
+        .map(|n| format!("{registry}/library/{n}"))
+    );
+    let held: Vec<String> = harbor
+        .state()
+        .artifacts
+        .iter()
+        .flat_map(|a| a.tags.iter().map(|t| format!("{}:{t}", a.repository)))
+        .collect();
+    for r in &references {
+        let path = r.strip_prefix(&format!("{registry}/")).unwrap();
+        assert!(held.iter().any(|h| h == path), "{path} not in {held:?}");
+    }
+
+    // A build from an official image pulls it from this Harbor and succeeds.
+    let build = |name: &str, from: &str| -> String {
+        let r = user.send(
+            "POST",
+            "/api/images/build",
+            Some(&json!({"name": name, "dockerfile": format!("FROM {from}\nRUN true")})),
+        );
+        assert_eq!(r.status, 202, "{}", r.text);
+        r.body["build_id"].as_str().unwrap().to_owned()
+    };
+    let wait = |id: &str| -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let b = user.get(&format!("/api/v1/builds/{id}")).body["data"].clone();
+            if !matches!(b["status"].as_str(), Some("building" | "running")) {
+                return b;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "{b}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let ok = wait(&build("from-official:1", "ubuntu20-pytorch:2.0"));
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    let job = harbor.sim.runner_jobs().into_iter().next().unwrap();
+    let pulled = format!("Step 1/3 : FROM {registry}/library/ubuntu20-pytorch:2.0");
+    assert_eq!(
+        job.callbacks[0].payload["log_tail"],
+        pulled.as_str(),
+        "{:?}",
+        job.body
+    );
+    // A catalog image this Harbor does not hold fails to pull: the runner really pulls.
+    created_id(&app.as_admin().send(
+        "POST",
+        "/api/v1/images",
+        Some(&json!({"name": "nothing-here:1", "registry_url": format!("{registry}/library/nothing-here:1")})),
+    ));
+    let missing = wait(&build("from-missing:1", "nothing-here:1"));
+    assert_eq!(missing["status"], "failed", "{missing}");
+}

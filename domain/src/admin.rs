@@ -39,7 +39,7 @@ async fn route<S: HttpSender>(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method.as_str();
     let write = |f: &dyn Fn() -> Result<Response, ApiError>| {
-        migrations::ensure(ctx.db)?;
+        migrations::ensure_for(ctx)?;
         f()
     };
     let w = Writer {
@@ -53,13 +53,13 @@ async fn route<S: HttpSender>(
             write(&|| w.update(Api::V1, parse_id(id)?))
         }
         ("DELETE", ["api", "v1", "images", id]) => {
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             w.delete(Api::V1, parse_id(id)?, sender).await
         }
         ("POST", ["api", "images"]) => write(&|| w.create(Api::Console)),
         ("PUT", ["api", "images", id]) => write(&|| w.update(Api::Console, parse_id(id)?)),
         ("DELETE", ["api", "images", id]) => {
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             w.delete(Api::Console, parse_id(id)?, sender).await
         }
         ("PUT", ["api", "images", id, "status"]) => write(&|| w.set_status(parse_id(id)?)),

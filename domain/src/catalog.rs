@@ -75,7 +75,7 @@ async fn route<S: HttpSender>(
         ["api", "v1", "images", id, "importing-details"] => {
             get_only(req)?;
             let id = parse_id(id)?;
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             return imports::importing_details(id, ctx, &caller, sender).await;
         }
         ["api", "v1", "builds", id] => {
@@ -84,7 +84,7 @@ async fn route<S: HttpSender>(
         }
         ["api", "v1", "harbor", "stats"] => {
             get_only(req)?;
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             return imports::harbor_stats(ctx, sender).await;
         }
         _ => {}
@@ -105,7 +105,7 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = |f: &dyn Fn() -> Result<Response, ApiError>| {
         get_only(req)?;
-        migrations::ensure(ctx.db)?;
+        migrations::ensure_for(ctx)?;
         f()
     };
     match segments.as_slice() {

@@ -37,3 +37,10 @@ FOR EACH ROW EXECUTE FUNCTION image_frameworks_track();
 
 CREATE TRIGGER image_frameworks_update AFTER UPDATE OF framework, frameworks ON images
 FOR EACH ROW EXECUTE FUNCTION image_frameworks_track();
+
+-- Settings the components keep at run time: `official_registry` is the registry host the
+-- official images were last moved to (the configured Harbor's, see migrations::ensure_for).
+CREATE TABLE catalog_settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -38,3 +38,10 @@ CREATE TRIGGER image_frameworks_delete AFTER DELETE ON images
 BEGIN
     DELETE FROM image_frameworks WHERE image_id = old.id;
 END;
+
+-- Settings the components keep at run time: `official_registry` is the registry host the
+-- official images were last moved to (the configured Harbor's, see migrations::ensure_for).
+CREATE TABLE catalog_settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
