@@ -75,6 +75,9 @@ pub struct SimOptions {
     pub runner_secret: String,
     /// Images Harbor holds from the start (see [`official_images`]).
     pub seed_images: Vec<SeedImage>,
+    /// The build runner pulls bases on this Harbor: a job whose base it does not hold fails.
+    /// Off by default (every base is taken to exist).
+    pub runner_pulls_bases: bool,
 }
 
 /// An image pushed into the simulated Harbor at start-up: `<project>/<repository>:<tag>`,
@@ -126,6 +129,7 @@ impl Default for SimOptions {
             webhook_retry_delay: Duration::from_millis(200),
             runner_secret: "runner-secret".into(),
             seed_images: Vec::new(),
+            runner_pulls_bases: false,
         }
     }
 }

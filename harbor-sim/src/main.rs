@@ -42,7 +42,8 @@ struct Args {
         default_value = "runner-secret"
     )]
     runner_secret: String,
-    /// Hold berth's official images (`library/ubuntu20-pytorch:2.0`, …) from the start.
+    /// Hold berth's official images (`library/ubuntu20-pytorch:2.0`, …) from the start, and
+    /// fail builds whose base on this Harbor it does not hold.
     #[arg(long)]
     official_images: bool,
 }
@@ -69,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             Vec::new()
         },
+        runner_pulls_bases: args.official_images,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

@@ -409,9 +409,12 @@ fn set_outcome(inner: &Inner, id: i64, outcome: RunnerOutcome) {
     }
 }
 
-/// `docker pull` of a base on this Harbor: the failure when it holds no such image. Bases
-/// on other registries are taken to exist (as upstream images do).
+/// `docker pull` of a base on this Harbor (with `runner_pulls_bases`): the failure when it
+/// holds no such image. Bases on other registries are taken to exist (as upstream images do).
 fn missing_base(inner: &Inner, base: &str) -> Option<String> {
+    if !inner.opts.runner_pulls_bases {
+        return None;
+    }
     let (host, path) = base.split_once('/')?;
     if host != inner.opts.external_host && host != inner.addr.to_string() {
         return None;

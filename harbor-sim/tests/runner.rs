@@ -18,14 +18,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const SECRET: &str = "runner-secret";
-/// The runner pulls its bases from this Harbor: it holds the official images they use.
-fn runner_opts() -> harbor_sim::SimOptions {
-    harbor_sim::SimOptions {
-        seed_images: harbor_sim::official_images(),
-        ..opts()
-    }
-}
-
 const DOCKERFILE: &str = "FROM harbor.local/library/ubuntu20-pytorch:2.0\nRUN pip install numpy==1.26.4\nRUN useradd -m alice";
 
 /// POSTs raw bytes to the runner, signed with `secret` unless `None`.
@@ -98,7 +90,7 @@ async fn settle() {
 
 #[tokio::test]
 async fn signed_job_is_built_pushed_and_announced_by_webhook() {
-    let (sim, api, _) = start(runner_opts()).await;
+    let (sim, api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
     let hooks = Receiver::start().await;
     ensure_project(&api, "catalog").await;
@@ -244,7 +236,7 @@ async fn signed_job_is_built_pushed_and_announced_by_webhook() {
 
 #[tokio::test]
 async fn environment_job_creates_a_missing_project() {
-    let (sim, api, _) = start(runner_opts()).await;
+    let (sim, api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
     let body = json!({
         "build_id": "build-env",
@@ -277,7 +269,7 @@ async fn environment_job_creates_a_missing_project() {
 
 #[tokio::test]
 async fn bad_signatures_and_bad_jobs_are_rejected() {
-    let (sim, _api, _) = start(runner_opts()).await;
+    let (sim, _api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
     let body = job("build-bad", "catalog/img", "1", DOCKERFILE, &callbacks);
     let bytes = serde_json::to_vec(&body).unwrap();
@@ -345,7 +337,7 @@ async fn bad_signatures_and_bad_jobs_are_rejected() {
 
 #[tokio::test]
 async fn fail_marker_reports_failed_and_pushes_nothing() {
-    let (sim, _api, _) = start(runner_opts()).await;
+    let (sim, _api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
     let dockerfile = "FROM harbor.local/library/ubuntu20-pytorch:2.0\nRUN pip install nonexistent-pkg\n# sim: fail";
     let body = job(
@@ -382,7 +374,7 @@ async fn fail_marker_reports_failed_and_pushes_nothing() {
 
 #[tokio::test]
 async fn silent_marker_never_calls_back_nor_pushes() {
-    let (sim, _api, _) = start(runner_opts()).await;
+    let (sim, _api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
     let dockerfile = format!("{DOCKERFILE}\n# sim: silent");
     let body = job(
@@ -405,7 +397,7 @@ async fn silent_marker_never_calls_back_nor_pushes() {
 
 #[tokio::test]
 async fn control_api_fail_next_and_silent_next() {
-    let (sim, api, _) = start(runner_opts()).await;
+    let (sim, api, _) = start(opts()).await;
     let callbacks = Receiver::start().await;
 
     let r = api
@@ -508,7 +500,7 @@ async fn control_api_fail_next_and_silent_next() {
 
 #[tokio::test]
 async fn callback_errors_are_recorded_and_retried_at_most_twice() {
-    let (sim, _api, _) = start(runner_opts()).await;
+    let (sim, _api, _) = start(opts()).await;
     // a port nobody listens on
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

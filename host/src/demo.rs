@@ -35,6 +35,7 @@ pub async fn start_if_unconfigured(
         runner_secret: get("runner_secret"),
         // The catalog's official images name this Harbor: it holds them.
         seed_images: harbor_sim::official_images(),
+        runner_pulls_bases: true,
         ..SimOptions::default()
     };
     let preferred: SocketAddr = default_url

@@ -33,6 +33,7 @@ impl TestHarbor {
             password: PASSWORD.into(),
             external_host: "harbor.test".into(),
             execution_step: step,
+            runner_pulls_bases: !seed_images.is_empty(),
             seed_images,
             ..SimOptions::default()
         };
