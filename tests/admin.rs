@@ -71,7 +71,9 @@ fn admin_creates_updates_publishes_and_deletes_through_both_apis() {
     let console = user.get(&format!("/api/images/{id}"));
     let c = &console.body["data"];
     assert_eq!(c["id"], id.to_string());
-    assert_eq!(c["name"], "custom-pytorch:1.0");
+    // Seed 001's `name` is the display name; `imageId` the unique name.
+    assert_eq!(c["name"], "自定义 PyTorch 环境");
+    assert_eq!(c["imageId"], "custom-pytorch:1.0");
     assert_eq!(c["imageAddress"], d["registry_url"]);
     assert_eq!(c["frameworks"], json!(["pytorch"]));
     assert_eq!(c["description"], d["description"]);
@@ -87,7 +89,7 @@ fn admin_creates_updates_publishes_and_deletes_through_both_apis() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         r.body,
-        json!({"success": true, "data": {"id": id.to_string(), "name": "custom-pytorch:1.0"}, "message": "更新镜像成功"})
+        json!({"success": true, "data": {"id": id.to_string(), "name": "自定义 PyTorch 环境"}, "message": "更新镜像成功"})
     );
     let r = admin.send(
         "PATCH",
@@ -171,10 +173,7 @@ fn console_create_and_versions_follow_seed_001() {
     assert_eq!(c["frameworks"], json!(["PyTorch"]));
     assert_eq!(c["applicableScopes"], json!(["开发机"]));
     assert_eq!(c["presetCuda"], true);
-    assert_eq!(
-        c["imageAddress"], "docker.io/registry/image:tag",
-        "normalized like Docker"
-    );
+    assert_eq!(c["imageAddress"], "registry/image:tag", "as written");
     let v1 = admin.get(&format!(
         "/api/v1/images?applicable_scope=开发机&framework=pytorch&is_official=false"
     ));
@@ -197,7 +196,7 @@ fn console_create_and_versions_follow_seed_001() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
         r.body,
-        json!({"success": true, "data": {"version": "v1.1.0", "imageAddress": "docker.io/registry/image:v1.1.0"}, "message": "创建版本成功"})
+        json!({"success": true, "data": {"version": "v1.1.0", "imageAddress": "registry/image:v1.1.0"}, "message": "创建版本成功"})
     );
     let versions = admin.get(&format!("/api/images/{id}/versions"));
     assert_eq!(versions.body["data"]["total"], 2);
@@ -256,7 +255,10 @@ fn console_create_and_versions_follow_seed_001() {
 
 #[test]
 fn who_may_write_what() {
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_with(AppOptions {
+        variables: vec![("allow_user_images".into(), "true".into())],
+        ..Default::default()
+    });
     let anonymous = app.anonymous();
     let alice = app.as_user("alice");
     let bob = app.as_user("bob");
@@ -475,9 +477,9 @@ fn invalid_writes_get_clear_errors() {
         (
             "POST",
             "/api/images",
-            json!({"name": "a", "imageId": "b", "imageAddress": "h.io/a/b:1"}),
+            json!({"name": "a", "displayName": "b", "imageId": "c", "imageAddress": "h.io/a/b:1"}),
             400,
-            "'imageId'",
+            "'displayName'",
         ),
         (
             "POST",

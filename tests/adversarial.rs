@@ -224,7 +224,10 @@ fn importers_do_not_own_the_shared_copy() {
 #[test]
 fn public_images_are_changed_by_admins_only_and_own_private_ones_still_by_their_owner() {
     let mut t = Tally::new("public rows");
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_with(AppOptions {
+        variables: vec![("allow_user_images".into(), "true".into())],
+        ..Default::default()
+    });
     let admin = app.as_admin();
     let dave = app.as_user("dave");
 
@@ -336,7 +339,7 @@ fn control_and_bidi_characters_are_refused_naming_the_parameter() {
         ),
         (
             json!({"imageId": "c\u{2069}1", "imageAddress": "registry.example.com/c/d:1"}),
-            "name",
+            "imageId",
         ),
         (
             json!({"name": "c:1", "displayName": "\u{7f}", "imageAddress": "registry.example.com/c/d:1"}),

@@ -90,7 +90,7 @@ fn lists_the_seeded_official_images_in_seed_000s_envelope() {
         ("python_version", json!("3.10")),
         ("is_official", json!(true)),
         ("size", json!(8_589_934_592_i64)),
-        ("status", json!("ready")),
+        ("status", json!("active")),
         (
             "registry_url",
             json!("harbor.remotegpu.com/library/ubuntu20-pytorch:2.0"),
@@ -129,7 +129,7 @@ fn detail_in_both_apis_shows_the_same_record() {
     assert_eq!(console.body["success"], true);
     let c = &console.body["data"];
     assert_eq!(c["id"], "1");
-    assert_eq!(c["name"], d["name"]);
+    assert_eq!(c["name"], d["display_name"], "seed 001: the display name");
     assert_eq!(c["imageId"], d["name"]);
     assert_eq!(c["imageAddress"], d["registry_url"]);
     assert_eq!(c["frameworks"], json!(["PyTorch"]));
@@ -306,6 +306,8 @@ fn sorts_ascending_and_descending_on_every_whitelisted_column() {
             "id" | "image_id" => "image_id",
             "createdAt" | "createdTime" => "created_at",
             "updatedAt" => "updated_at",
+            // `status` sorts by availability; v1 items show seed 000's word for it.
+            "status" => "availability",
             k => k,
         };
         for order in ["asc", "desc"] {
@@ -376,7 +378,25 @@ fn grouped_view_has_seed_003s_shape() {
     let data = &r.body["data"];
     assert_eq!(data["totalCount"], 8, "repositories alice can see");
     let groups = data["images"].as_array().unwrap();
-    let repos: Vec<&str> = groups.iter().map(|g| g["repo"].as_str().unwrap()).collect();
+    let mut repos: Vec<&str> = groups.iter().map(|g| g["repo"].as_str().unwrap()).collect();
+    // Repositories come newest first: by their newest tag, as orderBy asks.
+    let newest: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            g["artifacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["createdTime"].as_str().unwrap().to_owned())
+                .max()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        newest.windows(2).all(|w| w[0] >= w[1]),
+        "{repos:?} {newest:?}"
+    );
+    repos.sort();
     assert_eq!(
         repos,
         [
@@ -390,7 +410,10 @@ fn grouped_view_has_seed_003s_shape() {
             "users/alice-nlp"
         ]
     );
-    let nlp = groups.last().unwrap();
+    let nlp = groups
+        .iter()
+        .find(|g| g["repo"] == "users/alice-nlp")
+        .unwrap();
     assert_eq!(nlp["registryHost"], "harbor.remotegpu.com");
     let artifacts = nlp["artifacts"].as_array().unwrap();
     let tags: Vec<&str> = artifacts

@@ -374,7 +374,7 @@ fn duplicate_and_reordered_webhooks_change_nothing_twice() {
         after.header("etag"),
         "no change after replays"
     );
-    assert_eq!(after.body["data"]["status"], "ready");
+    assert_eq!(after.body["data"]["availability"], "ready");
 }
 
 #[test]
@@ -565,7 +565,7 @@ fn worker_progress_callbacks_feed_importing_details() {
         .clone();
     assert_eq!(
         (
-            image["status"].as_str(),
+            image["availability"].as_str(),
             image["digest"].as_str(),
             image["size"].as_i64()
         ),

@@ -252,7 +252,7 @@ fn replicas_converge_on_concurrent_webhooks() {
         .iter()
         .map(|id| {
             let d = r.next().as_admin().get(&format!("/api/v1/images/{id}"));
-            assert_eq!(d.body["data"]["status"], "ready", "{}", d.text);
+            assert_eq!(d.body["data"]["availability"], "ready", "{}", d.text);
             d.header("etag").unwrap().to_owned()
         })
         .collect();

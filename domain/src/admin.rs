@@ -39,7 +39,7 @@ async fn route<S: HttpSender>(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method.as_str();
     let write = |f: &dyn Fn() -> Result<Response, ApiError>| {
-        migrations::ensure(ctx.db)?;
+        migrations::ensure_for(ctx)?;
         f()
     };
     let w = Writer {
@@ -53,13 +53,13 @@ async fn route<S: HttpSender>(
             write(&|| w.update(Api::V1, parse_id(id)?))
         }
         ("DELETE", ["api", "v1", "images", id]) => {
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             w.delete(Api::V1, parse_id(id)?, sender).await
         }
         ("POST", ["api", "images"]) => write(&|| w.create(Api::Console)),
         ("PUT", ["api", "images", id]) => write(&|| w.update(Api::Console, parse_id(id)?)),
         ("DELETE", ["api", "images", id]) => {
-            migrations::ensure(ctx.db)?;
+            migrations::ensure_for(ctx)?;
             w.delete(Api::Console, parse_id(id)?, sender).await
         }
         ("PUT", ["api", "images", id, "status"]) => write(&|| w.set_status(parse_id(id)?)),
@@ -81,6 +81,7 @@ fn allowed_methods(path: &[&str]) -> Option<&'static str> {
         ["api", "images", _, "status"] => Some("PUT"),
         ["api", "images", _, "versions"] => Some("GET, POST"),
         ["api", "v1", "images", _, "importing-details"] => Some("GET"),
+        ["api", "v1", "images", _, "use"] | ["api", "images", _, "use"] => Some("GET"),
         _ => None,
     }
 }
@@ -227,6 +228,8 @@ pub struct Changes {
     chip_type: Option<ChipType>,
     applicable_scopes: Option<Vec<String>>,
     reference: Option<ImageRef>,
+    /// The reference as the console wrote it (`Some(None)`: written through v1, so none).
+    written_address: Option<Option<String>>,
     is_official: Option<bool>,
     visibility: Option<&'static str>,
     owner: Option<String>,
@@ -378,6 +381,7 @@ impl Changes {
             python_version: opt_text("python_version", b.python_version, 32)?,
             chip_type: chip("chip_type", b.chip_type)?,
             applicable_scopes: text_list("applicable_scopes", b.applicable_scopes)?,
+            written_address: b.registry_url.as_ref().map(|_| None),
             reference: reference("registry_url", b.registry_url)?,
             is_official: b.is_official,
             visibility: visibility(b.visibility)?,
@@ -396,21 +400,25 @@ impl Changes {
     }
 
     fn from_console(b: ConsoleBody) -> Result<Changes, ApiError> {
-        let name = match (b.name, b.image_id) {
-            (Some(n), Some(id)) if n != id => {
+        // Seed 001: `imageId` is the image's unique identifier and `name` its display name
+        // (`displayName` is accepted too). A create without `imageId` is identified by `name`.
+        let display_name = match (b.name, b.display_name) {
+            (Some(shown), Some(Some(d))) if d != shown => {
                 return Err(ApiError::bad_param(
-                    "imageId",
-                    "name and imageId both name the image and must agree (send one of them)",
+                    "displayName",
+                    "name is the display name: send one of name and displayName",
                 ));
             }
-            (n, id) => n.or(id),
+            (Some(shown), _) => Some(Some(shown)),
+            (None, d) => d,
         };
+        let name = b.image_id;
         let frameworks = text_list("frameworks", b.frameworks)?;
         let cuda_version = opt_text("cudaVersion", b.cuda_version, 32)?;
         let preset_cuda = b.preset_cuda.or(cuda_version.as_ref().map(Option::is_some));
         Ok(Changes {
-            name: name.map(|n| name_text("name", n, 256)).transpose()?,
-            display_name: opt_name_text("displayName", b.display_name, 256)?,
+            name: name.map(|n| name_text("imageId", n, 256)).transpose()?,
+            display_name: opt_name_text("name", display_name, 256)?,
             description: opt_text("description", b.description, 4096)?,
             category: opt_text("category", b.category, 64)?,
             // The console lists frameworks; the first is the primary one.
@@ -423,6 +431,7 @@ impl Changes {
             cuda_version,
             preset_cuda,
             python_version: opt_text("pythonVersion", b.python_version, 32)?,
+            written_address: b.image_address.as_ref().map(|a| Some(a.trim().to_owned())),
             reference: reference("imageAddress", b.image_address)?,
             is_official: b.is_official,
             visibility: visibility(b.visibility)?,
@@ -501,6 +510,10 @@ impl Changes {
                 set("digest", Some(r.digest.clone().into()));
             }
         }
+        set(
+            "image_address",
+            self.written_address.clone().map(Value::from),
+        );
         set("digest", self.digest.clone().map(Value::from));
         set("is_official", self.is_official.map(Value::from));
         set("visibility", self.visibility.map(Value::from));
@@ -612,6 +625,13 @@ impl Writer<'_> {
     }
 
     fn create(&self, api: Api) -> Result<Response, ApiError> {
+        // Seed 000: creating images is for admins. Users register their own private images
+        // only where the platform allows it.
+        if !self.caller.is_admin() && self.ctx.var("allow_user_images").trim() != "true" {
+            return Err(ApiError::forbidden(
+                "only admins can create images (user images are not enabled: allow_user_images)",
+            ));
+        }
         let mut c = Changes::parse(api, self.req)?;
         c.authorize(self.caller)?;
         let address_field = if api == Api::V1 {
@@ -622,6 +642,11 @@ impl Writer<'_> {
         let name = c
             .name
             .take()
+            .or_else(|| {
+                (api == Api::Console)
+                    .then(|| c.display_name.clone().flatten())
+                    .flatten()
+            })
             .ok_or_else(|| ApiError::bad_param("name", "is required"))?;
         let reference = c
             .reference
@@ -647,8 +672,8 @@ impl Writer<'_> {
                     "INSERT INTO images (name, display_name, description, category, framework, framework_version, \
                      frameworks, cuda_version, preset_cuda, python_version, chip_type, applicable_scopes, registry, \
                      repository, tag, digest, size, arch, os, is_official, visibility, owner, status, publication, \
-                     origin, created_by, updated_by, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, 'manual', ?, ?, ?, ?) \
+                     origin, image_address, created_by, updated_by, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ready', ?, 'manual', ?, ?, ?, ?, ?) \
                      RETURNING id",
                     &[
                         name.clone().into(),
@@ -674,6 +699,7 @@ impl Writer<'_> {
                         visibility.into(),
                         owner.clone().into(),
                         c.publication.unwrap_or(Publication::Online).as_str().into(),
+                        c.written_address.clone().flatten().into(),
                         self.caller.name.clone().into(),
                         self.caller.name.clone().into(),
                         now.clone().into(),
@@ -698,7 +724,7 @@ impl Writer<'_> {
             ),
             Api::Console => api.ok_with(
                 201,
-                json!({"id": id.to_string(), "name": name}),
+                json!({"id": id.to_string(), "name": c.display_name.clone().flatten().unwrap_or(name)}),
                 Some("创建镜像成功"),
             ),
         };
@@ -791,7 +817,7 @@ impl Writer<'_> {
             )),
             Api::Console => api.ok_with(
                 200,
-                json!({"id": id.to_string(), "name": image.name}),
+                json!({"id": id.to_string(), "name": image.console_name()}),
                 Some("更新镜像成功"),
             ),
         };
@@ -902,6 +928,7 @@ impl Writer<'_> {
                 ));
             }
         }
+        let written = body.image_address.as_ref().map(|a| a.trim().to_owned());
         let size = body.size.map(|s| s.bytes("size")).transpose()?.unwrap_or(0);
         let base = parent
             .name
@@ -924,11 +951,11 @@ impl Writer<'_> {
                 .query(
                     "INSERT INTO images (name, display_name, description, category, framework, framework_version, \
                      frameworks, cuda_version, preset_cuda, python_version, chip_type, applicable_scopes, registry, \
-                     repository, tag, size, is_official, visibility, owner, status, publication, origin, created_by, \
-                     updated_by, created_at, updated_at) \
+                     repository, tag, size, is_official, visibility, owner, status, publication, origin, image_address, \
+                     created_by, updated_by, created_at, updated_at) \
                      SELECT ?, display_name, ?, category, framework, framework_version, frameworks, ?, \
                      preset_cuda, ?, chip_type, applicable_scopes, registry, repository, ?, ?, is_official, \
-                     visibility, owner, 'ready', publication, 'manual', ?, ?, ?, ? FROM images WHERE id = ? \
+                     visibility, owner, 'ready', publication, 'manual', ?, ?, ?, ?, ? FROM images WHERE id = ? \
                      RETURNING id",
                     &[
                         name.clone().into(),
@@ -937,6 +964,7 @@ impl Writer<'_> {
                         python.clone().into(),
                         version.clone().into(),
                         size.into(),
+                        written.clone().into(),
                         self.caller.name.clone().into(),
                         self.caller.name.clone().into(),
                         now.clone().into(),
@@ -952,7 +980,7 @@ impl Writer<'_> {
         })?;
         Ok(Api::Console.ok_with(
             201,
-            json!({"version": version, "imageAddress": reference.tagged()}),
+            json!({"version": version, "imageAddress": written.unwrap_or_else(|| reference.tagged())}),
             Some("创建版本成功"),
         ))
     }

@@ -368,13 +368,18 @@ fn answer(
     message: Option<&str>,
 ) -> Response {
     match api {
-        BuildApi::Console => {
+        BuildApi::Console if status < 400 => {
             let mut body = json!({"build_id": build_id, "status": state});
             if let Some(m) = message {
                 body["message"] = json!(m);
             }
             Response::json(status, &body)
         }
+        // A failure speaks the console's error envelope, like every other `/api/images` error.
+        BuildApi::Console => Response::json(
+            status,
+            &json!({"success": false, "message": message.unwrap_or(state), "data": {"build_id": build_id, "status": state}}),
+        ),
         BuildApi::V1 if status < 400 => {
             Api::V1.ok_with(status, json!({"build_id": build_id, "status": state}), None)
         }
@@ -411,7 +416,7 @@ pub async fn start<S: HttpSender>(
             "is longer than 4096 characters",
         ));
     }
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
 
     // What to build from, checked before anything is recorded or dispatched.
     let (dockerfile, base_ref, base_image) = match mode {
@@ -719,7 +724,7 @@ pub async fn get<S: HttpSender>(
     caller: &Caller,
     sender: S,
 ) -> Result<Response, ApiError> {
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let not_found = || ApiError::not_found(format!("build {id} not found"));
     let build = load(ctx, id)?.ok_or_else(not_found)?;
     if !caller.is_admin() && build.owner != caller.name {
@@ -758,7 +763,7 @@ pub async fn get<S: HttpSender>(
 
 /// `GET /api/v1/builds`: the caller's builds, newest first.
 pub fn list(ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let rows = ctx.db.query(
         &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT 100"),
         &[caller.name.clone().into()],
@@ -803,7 +808,7 @@ pub fn runner_status(id: &str, req: &Request, ctx: &Context<'_>) -> Result<Respo
             .rev()
             .collect::<String>()
     });
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let build =
         load(ctx, id)?.ok_or_else(|| ApiError::not_found(format!("build {id} not found")))?;
     let changed = match body.status.as_str() {

@@ -47,6 +47,25 @@ fn number(ctx: &Context<'_>, name: &str, default: i64) -> i64 {
     ctx.var(name).trim().parse().unwrap_or(default)
 }
 
+/// The registry host users pull Harbor's images from: `harbor_registry_host`, else
+/// `harbor_url`'s host; `None` when no Harbor is configured.
+pub fn registry_host(ctx: &Context<'_>) -> Option<String> {
+    match ctx.var("harbor_registry_host").trim() {
+        "" => {}
+        h => return Some(h.to_owned()),
+    }
+    let base_url = ctx.var("harbor_url");
+    let base_url = base_url.trim().trim_end_matches('/');
+    let host = base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(base_url)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 impl HarborSettings {
     /// 503 when no Harbor is configured.
     pub fn from_context(ctx: &Context<'_>) -> Result<HarborSettings, ApiError> {
@@ -61,17 +80,7 @@ impl HarborSettings {
                 "no Harbor is configured (set the harbor_url variable)",
             ));
         }
-        let host = base_url
-            .split("://")
-            .nth(1)
-            .unwrap_or(&base_url)
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let registry_host = match ctx.var("harbor_registry_host").trim() {
-            "" => host.to_owned(),
-            h => h.to_owned(),
-        };
+        let registry_host = registry_host(ctx).unwrap_or_default();
         let project = match ctx.var("harbor_project").trim() {
             "" => "catalog".to_owned(),
             p => p.to_owned(),
@@ -763,7 +772,7 @@ pub async fn start<S: HttpSender>(
             settings.allowed_sources.join(", ")
         )));
     }
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     claim_and_run(ctx, &settings, sender, &source, caller).await
 }
 
@@ -1027,7 +1036,7 @@ pub async fn retry<S: HttpSender>(
     caller: &Caller,
     sender: S,
 ) -> Result<Response, ApiError> {
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let image = crate::catalog::visible_image(id, ctx, caller)?;
     // Imports have no owner; the one who started it (or an admin) may retry it, as they
     // could by importing the same source again.
@@ -1261,7 +1270,7 @@ pub async fn webhook<S: HttpSender>(
     }
     let event: Value = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("the webhook body is not JSON: {e}")))?;
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let kind = event["type"].as_str().unwrap_or_default();
     let data = &event["event_data"];
     let settings = HarborSettings::from_context(ctx)?;
@@ -1385,7 +1394,7 @@ pub fn worker_progress(
     let layers = crate::import_state::parse_layers(&Value::Object(object.clone()))
         .map_err(ApiError::bad_request)?;
 
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     let image = image_at(
         ctx.db,
         &reference.registry,
@@ -1497,7 +1506,8 @@ pub async fn handle_importer<S: HttpSender>(
             (method, _) => Err(ApiError::no_route(method, &req.path)),
         }
     };
-    crate::envelope::respond(Api::V1, result.await)
+    // `/api/images/build` is a console path: its errors use the console's envelope.
+    crate::envelope::respond(Api::for_path(&req.path), result.await)
 }
 
 /// The progress component: Harbor's webhooks and sync workers' progress callbacks.

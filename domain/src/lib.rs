@@ -1,6 +1,9 @@
 //! berth's domain: everything the components do, as plain Rust behind small traits
 //! (a SQL connection, variables, an HTTP sender), so it is tested natively.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod auth;
 pub mod builds;

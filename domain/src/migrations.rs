@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_listed_newest_first"),
     migration!(5, "0005_imports_have_no_owner"),
     migration!(6, "0006_names_unique_per_owner"),
+    migration!(7, "0007_written_addresses_framework_index_settings"),
 ];
 
 impl Migration {
@@ -95,6 +96,43 @@ pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
                 ],
             )?;
         }
+        Ok(())
+    })
+}
+
+/// [`ensure`], then keeps the official images (seed 002) in the configured Harbor: they name
+/// its registry host, which is a setting, not part of the schema. One query when the schema
+/// is current and the images are already there.
+pub fn ensure_for(ctx: &crate::config::Context<'_>) -> Result<(), DbError> {
+    let Some(registry) = crate::imports::registry_host(ctx) else {
+        return ensure(ctx.db);
+    };
+    let current = ctx.db.query(
+        "SELECT (SELECT MAX(version) FROM schema_migrations), \
+         (SELECT value FROM catalog_settings WHERE name = 'official_registry')",
+        &[],
+    );
+    // Before the first migration neither table exists: that is the slow path below.
+    if let Ok(rows) = current
+        && let Some(row) = rows.rows.first()
+        && row.first().and_then(crate::db::Value::as_i64) == Some(latest_version())
+        && row.get(1) == Some(&crate::db::Value::Text(registry.clone()))
+    {
+        return Ok(());
+    }
+    ensure(ctx.db)?;
+    with_write_tx(ctx.db, || {
+        // An image an admin already registered at the new reference keeps it.
+        ctx.db.execute(
+            "UPDATE images SET registry = ? WHERE origin = 'seed' AND registry <> ? AND NOT EXISTS \
+             (SELECT 1 FROM images o WHERE o.registry = ? AND o.repository = images.repository AND o.tag = images.tag)",
+            &[registry.clone().into(), registry.clone().into(), registry.clone().into()],
+        )?;
+        ctx.db.execute(
+            "INSERT INTO catalog_settings (name, value) VALUES ('official_registry', ?) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[registry.clone().into()],
+        )?;
         Ok(())
     })
 }

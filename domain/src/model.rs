@@ -129,6 +129,8 @@ pub struct Image {
     pub origin: String,
     pub include_type: String,
     pub revision: i64,
+    /// The console's `imageAddress` as written, when it was written there.
+    pub image_address: Option<String>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
     pub created_at: String,
@@ -139,7 +141,7 @@ pub struct Image {
 pub const IMAGE_COLUMNS: &str = "id, name, display_name, description, category, framework, \
     framework_version, frameworks, cuda_version, preset_cuda, python_version, chip_type, applicable_scopes, \
     registry, repository, tag, digest, size, arch, os, is_official, visibility, owner, status, \
-    publication, origin, include_type, revision, created_by, updated_by, created_at, updated_at";
+    publication, origin, include_type, revision, image_address, created_by, updated_by, created_at, updated_at";
 
 fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
@@ -176,6 +178,7 @@ impl Image {
             origin: r.str("origin").to_owned(),
             include_type: r.str("include_type").to_owned(),
             revision: r.i64("revision"),
+            image_address: r.opt_string("image_address"),
             created_by: r.opt_string("created_by"),
             updated_by: r.opt_string("updated_by"),
             created_at: r.str("created_at").to_owned(),
@@ -191,6 +194,33 @@ impl Image {
     /// Seed 000's `status`: `active` means ready and online.
     pub fn is_active(&self) -> bool {
         self.status == "ready" && self.publication == "online"
+    }
+
+    /// The `status` `/api/v1` items show, in seed 000's words: `active` (ready and online);
+    /// a ready image that is not online reads as its publication (`offline`, `pending`);
+    /// one that is not ready as its availability (`importing`, `failed`, `building`).
+    pub fn v1_status(&self) -> &str {
+        if self.status == "ready" {
+            if self.publication == "online" {
+                "active"
+            } else {
+                &self.publication
+            }
+        } else {
+            &self.status
+        }
+    }
+
+    /// The console's `imageAddress`: as its client wrote it, else the normalized reference.
+    pub fn console_address(&self) -> String {
+        self.image_address
+            .clone()
+            .unwrap_or_else(|| self.registry_url())
+    }
+
+    /// The console's `name` (seed 001: the display name), falling back to the unique name.
+    pub fn console_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
     }
 
     /// The frameworks list the console shows: the stored list, or the primary framework.

@@ -255,6 +255,15 @@ fn console_list_params() -> Vec<Value> {
 }
 
 fn schemas() -> Value {
+    let use_view = json!({
+        "type": "object",
+        "description": "What starting an environment from the image needs (seed 002 TC-03).",
+        "properties": {"image_id": {"type": "integer"}, "name": {"type": "string"}, "pull_reference": {"type": "string"},
+                       "digest": {"type": ["string", "null"]}, "platforms": {"type": "array", "items": {"type": "string", "description": "os/arch[/variant]"}},
+                       "cuda_version": {"type": ["string", "null"]}, "min_driver": {"type": ["string", "null"], "description": "Minimum Linux NVIDIA driver of the CUDA release; null if unknown"},
+                       "environment": {"type": "object", "properties": {"image": {"type": "string", "description": "Pinned by digest when known"},
+                           "chip_type": {"type": "string"}, "platforms": {"type": "array", "items": {"type": "string"}}, "min_driver": {"type": ["string", "null"]}}}}
+    });
     let text = json!({"type": ["string", "null"]});
     json!({
         "V1Error": {
@@ -372,6 +381,7 @@ fn schemas() -> Value {
             "properties": {"state": {"type": "integer", "enum": [0, 1, 2], "description": "0 failed, 1 started, 2 already exists"},
                            "message": {"type": "string"}, "alreadyImageId": {"type": "integer"}, "image_id": {"type": ["integer", "null"]}}
         },
+        "UseView": use_view,
         "ImportDetails": {
             "type": "object",
             "properties": {"status": {"type": "string", "description": "The image's availability"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
@@ -455,6 +465,10 @@ pub fn document() -> Value {
                     .params(vec![id_param()]).errors(&[400, 401, 403, 404, 409])
                     .describe("Deletes this tag only; other versions of the repository stay. 409 while a running build uses it as its base."))
             },
+            "/api/v1/images/{id}/use": {"get": v1(Op::new("What an environment needs to use the image", (200, v1_envelope(reference("UseView"))))
+                .params(vec![id_param()]).errors(&[400, 401, 404, 409]).describe("409 while the image is not ready."))},
+            "/api/images/{id}/use": {"get": console(Op::new("What an environment needs to use the image", (200, console_envelope(reference("UseView"))))
+                .params(vec![id_param()]).errors(&[400, 401, 404, 409]).describe("409 while the image is not ready."))},
             "/api/v1/images/{id}/importing-details": {"get": v1(Op::new("Import progress", (200, v1_envelope(reference("ImportDetails"))))
                 .params(vec![id_param()]).errors(&[400, 401, 404])
                 .describe("When nothing was heard from Harbor for import_reconcile_after_seconds, berth asks Harbor for the execution's state before answering."))},

@@ -136,6 +136,8 @@ pub struct ListQuery {
     pub filters: Filters,
     pub page: Page,
     pub sort: Sort,
+    /// Whether `orderBy` or `order` was given (the grouped view then orders repositories by it).
+    pub sort_requested: bool,
     pub view: View,
 }
 
@@ -307,6 +309,8 @@ impl ListQuery {
             (None, None) => 1,
         };
 
+        let sort_requested =
+            p.get_any(&["orderBy", "order_by"])?.is_some() || p.get("order")?.is_some();
         let key = match p.get_any(&["orderBy", "order_by"])? {
             Some((name, v)) => SortKey::parse(v).ok_or_else(|| {
                 ApiError::bad_param(
@@ -346,6 +350,7 @@ impl ListQuery {
             filters,
             page: Page { number, size },
             sort: Sort { key, descending },
+            sort_requested,
             view,
         })
     }
@@ -374,6 +379,7 @@ impl ListQuery {
                 key: SortKey::Id,
                 descending: false,
             },
+            sort_requested: false,
             view: View::Default,
         })
     }

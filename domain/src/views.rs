@@ -26,6 +26,7 @@ pub struct V1Item<'a> {
     is_official: bool,
     size: i64,
     status: &'a str,
+    availability: &'a str,
     publication: &'a str,
     visibility: &'a str,
     owner: &'a Option<String>,
@@ -54,7 +55,8 @@ pub fn v1_item(i: &Image) -> V1Item<'_> {
         applicable_scopes: &i.applicable_scopes,
         is_official: i.is_official,
         size: i.size,
-        status: &i.status,
+        status: i.v1_status(),
+        availability: &i.status,
         publication: &i.publication,
         visibility: &i.visibility,
         owner: &i.owner,
@@ -215,7 +217,7 @@ pub struct ConsoleItem<'a> {
 pub fn console_item(i: &Image) -> ConsoleItem<'_> {
     ConsoleItem {
         id: i.id.to_string(),
-        name: &i.name,
+        name: i.console_name(),
         image_id: &i.name,
         frameworks: framework_list(i),
         chip_type: &i.chip_type,
@@ -223,10 +225,33 @@ pub fn console_item(i: &Image) -> ConsoleItem<'_> {
         description: &i.description,
         applicable_scopes: &i.applicable_scopes,
         preset_cuda: i.preset_cuda,
-        image_address: i.registry_url(),
+        image_address: i.console_address(),
         category: &i.category,
         is_official: i.is_official,
         size: i.size,
+    }
+}
+
+/// Seed 002's list item (`GET /api/images` answers `images: [...]` beside the console's
+/// envelope): the numeric id and the unique name.
+#[derive(Serialize)]
+pub struct PortalItem<'a> {
+    id: i64,
+    name: &'a str,
+    description: &'a Option<String>,
+    category: &'a Option<String>,
+    size: i64,
+    is_official: bool,
+}
+
+pub fn portal_item(i: &Image) -> PortalItem<'_> {
+    PortalItem {
+        id: i.id,
+        name: &i.name,
+        description: &i.description,
+        category: &i.category,
+        size: i.size,
+        is_official: i.is_official,
     }
 }
 
@@ -276,11 +301,113 @@ pub fn console_version(i: &Image) -> ConsoleVersion<'_> {
     ConsoleVersion {
         id: i.id.to_string(),
         version: &i.tag,
-        image_address: i.registry_url(),
+        image_address: i.console_address(),
         size: human_size(i.size),
         python_version: &i.python_version,
         cuda_version: &i.cuda_version,
         description: &i.description,
         create_time: time::to_seconds_precision(&i.created_at),
+    }
+}
+
+/// What a portal's "use" button needs to start an environment from an image (seed 002
+/// TC-03): where to pull it, pinned by digest when known, its platforms, the minimum NVIDIA
+/// driver its CUDA needs, and the spec to hand to the environment service.
+#[derive(Serialize)]
+pub struct UseView<'a> {
+    image_id: i64,
+    name: &'a str,
+    pull_reference: String,
+    digest: &'a Option<String>,
+    platforms: Vec<String>,
+    cuda_version: &'a Option<String>,
+    min_driver: Option<&'static str>,
+    environment: EnvironmentSpec<'a>,
+}
+
+/// The environment service's input: the image to run (by digest when known), the chip
+/// it needs and what the node must offer.
+#[derive(Serialize)]
+pub struct EnvironmentSpec<'a> {
+    image: String,
+    chip_type: &'a str,
+    platforms: Vec<String>,
+    min_driver: Option<&'static str>,
+}
+
+pub fn use_view<'a>(i: &'a Image, platforms: &[Platform]) -> UseView<'a> {
+    let mut list: Vec<String> = platforms
+        .iter()
+        .map(|p| match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        })
+        .collect();
+    if list.is_empty()
+        && let (Some(os), Some(arch)) = (&i.os, &i.arch)
+        && arch != "multi"
+    {
+        list.push(format!("{os}/{arch}"));
+    }
+    let pinned = match &i.digest {
+        Some(d) => format!("{}/{}@{d}", i.registry, i.repository),
+        None => i.registry_url(),
+    };
+    let min_driver = i.cuda_version.as_deref().and_then(min_driver);
+    UseView {
+        image_id: i.id,
+        name: &i.name,
+        pull_reference: i.registry_url(),
+        digest: &i.digest,
+        platforms: list.clone(),
+        cuda_version: &i.cuda_version,
+        min_driver,
+        environment: EnvironmentSpec {
+            image: pinned,
+            chip_type: &i.chip_type,
+            platforms: list,
+            min_driver,
+        },
+    }
+}
+
+/// The minimum Linux NVIDIA driver of a CUDA toolkit release (NVIDIA's CUDA release notes,
+/// "CUDA Toolkit and Corresponding Driver Versions"); `None` for a version not listed.
+pub fn min_driver(cuda_version: &str) -> Option<&'static str> {
+    let mut parts = cuda_version.trim().split('.');
+    let major_minor = format!("{}.{}", parts.next()?, parts.next().unwrap_or("0"));
+    Some(match major_minor.as_str() {
+        "10.2" => "440.33",
+        "11.0" => "450.36.06",
+        "11.1" => "455.23",
+        "11.2" => "460.27.03",
+        "11.3" => "465.19.01",
+        "11.4" => "470.42.01",
+        "11.5" => "495.29.05",
+        "11.6" => "510.39.01",
+        "11.7" => "515.43.04",
+        "11.8" => "520.61.05",
+        "12.0" => "525.60.13",
+        "12.1" => "530.30.02",
+        "12.2" => "535.54.03",
+        "12.3" => "545.23.06",
+        "12.4" => "550.54.14",
+        "12.5" => "555.42.02",
+        "12.6" => "560.28.03",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::min_driver;
+
+    #[test]
+    fn minimum_drivers_of_known_cuda_releases() {
+        assert_eq!(min_driver("11.8"), Some("520.61.05"));
+        assert_eq!(min_driver("12.0.1"), Some("525.60.13"));
+        assert_eq!(min_driver("12"), Some("525.60.13"));
+        assert_eq!(min_driver("9.9"), None);
+        assert_eq!(min_driver("cuda"), None);
     }
 }

@@ -73,6 +73,41 @@ pub struct SimOptions {
     /// The build runner's shared secret: `POST /runner/jobs` must carry
     /// `X-Berth-Signature: sha256=<hex HMAC-SHA256(runner_secret, body)>`.
     pub runner_secret: String,
+    /// Images Harbor holds from the start (see [`official_images`]).
+    pub seed_images: Vec<SeedImage>,
+    /// The build runner pulls bases on this Harbor: a job whose base it does not hold fails.
+    /// Off by default (every base is taken to exist).
+    pub runner_pulls_bases: bool,
+}
+
+/// An image pushed into the simulated Harbor at start-up: `<project>/<repository>:<tag>`,
+/// a single-arch `linux/amd64` image of `size` bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedImage {
+    pub project: String,
+    pub repository: String,
+    pub tag: String,
+    pub size: u64,
+}
+
+/// berth's official image set (seed 002) in Harbor's `library` project: what the demo Harbor
+/// holds, so that builds based on an official image pull something that exists.
+pub fn official_images() -> Vec<SeedImage> {
+    const GIB: u64 = 1 << 30;
+    [
+        ("ubuntu20-pytorch", "2.0", 8 * GIB),
+        ("ubuntu20-tensorflow", "2.12", 7 * GIB),
+        ("ubuntu22-cuda", "12.0", 5 * GIB),
+        ("ubuntu20-jupyter", "latest", 6 * GIB),
+    ]
+    .into_iter()
+    .map(|(repository, tag, size)| SeedImage {
+        project: "library".into(),
+        repository: repository.into(),
+        tag: tag.into(),
+        size,
+    })
+    .collect()
 }
 
 impl Default for SimOptions {
@@ -93,6 +128,8 @@ impl Default for SimOptions {
             webhook_max_attempts: 3,
             webhook_retry_delay: Duration::from_millis(200),
             runner_secret: "runner-secret".into(),
+            seed_images: Vec::new(),
+            runner_pulls_bases: false,
         }
     }
 }

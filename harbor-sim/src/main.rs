@@ -42,6 +42,10 @@ struct Args {
         default_value = "runner-secret"
     )]
     runner_secret: String,
+    /// Hold berth's official images (`library/ubuntu20-pytorch:2.0`, …) from the start, and
+    /// fail builds whose base on this Harbor it does not hold.
+    #[arg(long)]
+    official_images: bool,
 }
 
 #[tokio::main]
@@ -61,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
         status_refresh_delay: Duration::from_millis(args.status_refresh_delay_ms),
         robot: args.robot,
         runner_secret: args.runner_secret,
+        seed_images: if args.official_images {
+            harbor_sim::official_images()
+        } else {
+            Vec::new()
+        },
+        runner_pulls_bases: args.official_images,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

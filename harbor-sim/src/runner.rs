@@ -409,7 +409,38 @@ fn set_outcome(inner: &Inner, id: i64, outcome: RunnerOutcome) {
     }
 }
 
+/// `docker pull` of a base on this Harbor (with `runner_pulls_bases`): the failure when it
+/// holds no such image. Bases on other registries are taken to exist (as upstream images do).
+fn missing_base(inner: &Inner, base: &str) -> Option<String> {
+    if !inner.opts.runner_pulls_bases {
+        return None;
+    }
+    let (host, path) = base.split_once('/')?;
+    if host != inner.opts.external_host && host != inner.addr.to_string() {
+        return None;
+    }
+    let (repo, tag) = match path.split_once('@') {
+        Some((repo, _digest)) => (repo, None),
+        None => match path.rsplit_once(':') {
+            Some((repo, tag)) => (repo, Some(tag)),
+            None => (path, Some("latest")),
+        },
+    };
+    let st = lock(&inner.state);
+    let found = st
+        .repository_by_name(repo)
+        .is_some_and(|r| tag.is_none_or(|t| st.tag_in_repo(r.id, t).is_some()));
+    (!found).then(|| format!("pull access denied for {base}: manifest unknown"))
+}
+
 async fn drive(inner: Arc<Inner>, id: i64, job: JobBody, fate: Fate) {
+    let fate = match (fate, missing_base(&inner, &from_image(&job))) {
+        (Fate::Build, Some(message)) => Fate::Fail {
+            log_tail: format!("ERROR: {message}"),
+            message,
+        },
+        (fate, _) => fate,
+    };
     let step = inner.opts.execution_step;
     tokio::time::sleep(step).await;
     set_outcome(&inner, id, RunnerOutcome::Running);

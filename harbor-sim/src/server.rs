@@ -57,8 +57,18 @@ pub async fn start(addr: SocketAddr, opts: SimOptions) -> anyhow::Result<Arc<Inn
     let local = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
     let client = Client::builder(TokioExecutor::new()).build_http();
+    let mut state = State::new(&opts.default_projects);
+    for image in &opts.seed_images {
+        let repo_full = format!("{}/{}", image.project, image.repository);
+        let manifest = crate::content::built_image(
+            &format!("seed/{repo_full}:{}", image.tag),
+            &image.repository,
+            image.size,
+        );
+        state.push_image(&image.project, &repo_full, &manifest, &image.tag, false);
+    }
     let inner = Arc::new(Inner {
-        state: Mutex::new(State::new(&opts.default_projects)),
+        state: Mutex::new(state),
         opts,
         addr: local,
         client,

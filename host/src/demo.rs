@@ -115,6 +115,9 @@ pub async fn start_if_unconfigured(
         username: get("harbor_username"),
         password: get("harbor_password"),
         runner_secret: get("runner_secret"),
+        // The catalog's official images name this Harbor: it holds them.
+        seed_images: harbor_sim::official_images(),
+        runner_pulls_bases: true,
         ..SimOptions::default()
     };
     let preferred: SocketAddr = harbor_default(app)

@@ -16,8 +16,13 @@ pub struct TestHarbor {
 }
 
 impl TestHarbor {
-    /// A simulator whose executions take ~`step` per phase.
+    /// A simulator whose executions take ~`step` per phase. Like the demo Harbor, it holds
+    /// the catalog's official images.
     pub fn start_with(step: Duration) -> TestHarbor {
+        TestHarbor::start_options(step, harbor_sim::official_images())
+    }
+
+    fn start_options(step: Duration, seed_images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -28,6 +33,8 @@ impl TestHarbor {
             password: PASSWORD.into(),
             external_host: "harbor.test".into(),
             execution_step: step,
+            runner_pulls_bases: !seed_images.is_empty(),
+            seed_images,
             ..SimOptions::default()
         };
         let sim = runtime
@@ -41,6 +48,11 @@ impl TestHarbor {
 
     pub fn start() -> TestHarbor {
         TestHarbor::start_with(Duration::from_millis(150))
+    }
+
+    /// A simulator holding only `images` from the start.
+    pub fn start_holding(images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
+        TestHarbor::start_options(Duration::from_millis(150), images)
     }
 
     pub fn url(&self) -> String {

@@ -151,7 +151,14 @@ impl TestApp {
                     .chain([("webhook_url".to_owned(), hook)])
                     .collect()
             }
-            None => vec![("harbor_url".to_owned(), "http://127.0.0.1:1".to_owned())],
+            // The official images then name seed 000's example registry.
+            None => vec![
+                ("harbor_url".to_owned(), "http://127.0.0.1:1".to_owned()),
+                (
+                    "harbor_registry_host".to_owned(),
+                    "harbor.remotegpu.com".to_owned(),
+                ),
+            ],
         };
         for (name, value) in harbor.iter().chain(&opts.variables) {
             cmd.env(
