@@ -16,6 +16,7 @@ mod engine;
 mod http;
 mod model;
 mod notify;
+mod registry;
 mod runner;
 mod server;
 mod util;
@@ -73,6 +74,11 @@ pub struct SimOptions {
     /// The build runner's shared secret: `POST /runner/jobs` must carry
     /// `X-Berth-Signature: sha256=<hex HMAC-SHA256(runner_secret, body)>`.
     pub runner_secret: String,
+    /// A real registry (e.g. `http://127.0.0.1:5000`) whose push notifications arrive at
+    /// `/service/notifications`: the simulator reads the pushed manifests from it.
+    pub registry_url: Option<String>,
+    /// The `Authorization: Bearer` value the registry's notifications must carry.
+    pub registry_notification_token: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -93,6 +99,8 @@ impl Default for SimOptions {
             webhook_max_attempts: 3,
             webhook_retry_delay: Duration::from_millis(200),
             runner_secret: "runner-secret".into(),
+            registry_url: None,
+            registry_notification_token: None,
         }
     }
 }

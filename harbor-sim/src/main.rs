@@ -42,6 +42,10 @@ struct Args {
         default_value = "runner-secret"
     )]
     runner_secret: String,
+    /// A real registry whose push notifications (`/service/notifications`) the simulator
+    /// turns into artifacts and PUSH_ARTIFACT webhooks, e.g. `http://127.0.0.1:5000`.
+    #[arg(long)]
+    registry_url: Option<String>,
 }
 
 #[tokio::main]
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         status_refresh_delay: Duration::from_millis(args.status_refresh_delay_ms),
         robot: args.robot,
         runner_secret: args.runner_secret,
+        registry_url: args.registry_url,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

@@ -255,13 +255,15 @@ async fn step(
     w: &mut Watch<'_>,
     what: &str,
 ) -> Result<(), Stop> {
-    let mut child = Command::new(&b.buildah)
-        .args(args)
+    let mut cmd = Command::new(&b.buildah);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    crate::supervise::die_with_runner(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| Stop::Failed(format!("cannot run {}: {e}", b.buildah.display())))?;
     let pid = child.id();

@@ -7,6 +7,7 @@ mod jobs;
 mod log_tail;
 mod server;
 mod signature;
+mod supervise;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,12 @@ enum Command {
         busybox: PathBuf,
         #[command(flatten)]
         buildah: BuildahConfig,
+    },
+    /// Run a command (e.g. `docker-registry serve config.yml`) that ends when the process
+    /// that started the runner ends (`berth up` runs the demo registry so).
+    Supervise {
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
     },
 }
 
@@ -76,26 +83,26 @@ pub struct Config {
     #[arg(long, env = "BERTH_RUNNER_SECRET", hide_env_values = true)]
     pub secret: String,
     /// Builds running at once; more wait in the queue.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "BERTH_RUNNER_MAX_CONCURRENT", default_value_t = 2)]
     pub max_concurrent: usize,
     /// Builds waiting at most; a job beyond that is refused with 429.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "BERTH_RUNNER_MAX_QUEUED", default_value_t = 16)]
     pub max_queued: usize,
     /// A build still running after this is stopped and failed.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, env = "BERTH_RUNNER_TIMEOUT_SECONDS", default_value_t = 3600)]
     pub timeout_seconds: u64,
     /// Bytes all builds' storage may take; a build pushing usage past it is stopped.
-    #[arg(long, default_value_t = 50 * 1024 * 1024 * 1024)]
+    #[arg(long, env = "BERTH_RUNNER_STORAGE_QUOTA_BYTES", default_value_t = 50 * 1024 * 1024 * 1024)]
     pub storage_quota_bytes: u64,
     /// Bytes of build log kept and sent to berth (the end of the log).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "BERTH_RUNNER_LOG_TAIL_BYTES", default_value_t = 4096)]
     pub log_tail_bytes: usize,
     /// Index packages builds install pip packages from (`PIP_INDEX_URL`).
-    #[arg(long)]
+    #[arg(long, env = "BERTH_RUNNER_PIP_INDEX_URL")]
     pub pip_index_url: Option<String>,
     /// Debian/Ubuntu mirror packages builds install apt packages from, e.g.
     /// `http://mirror.internal/debian`.
-    #[arg(long)]
+    #[arg(long, env = "BERTH_RUNNER_APT_MIRROR")]
     pub apt_mirror: Option<String>,
     /// buildah storage root holding the node's environment containers (saved by
     /// `environment` builds); buildah's default storage when not given.
@@ -103,6 +110,9 @@ pub struct Config {
     pub environment_root: Option<PathBuf>,
     #[arg(long)]
     pub environment_runroot: Option<PathBuf>,
+    /// Exit when the process that started the runner exits (`berth up` starts it so).
+    #[arg(long)]
+    pub exit_with_parent: bool,
     #[command(flatten)]
     pub buildah: BuildahConfig,
 }
@@ -124,6 +134,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match Cli::parse().command {
             Command::Serve(config) => {
+                if config.exit_with_parent {
+                    tokio::spawn(supervise::exit_with_parent(None));
+                }
                 let runner = Arc::new(jobs::Runner::new(config)?);
                 server::serve(runner).await
             }
@@ -132,6 +145,7 @@ fn main() -> ExitCode {
                 busybox,
                 buildah,
             } => buildah::busybox_image(&buildah, &busybox, &push).await,
+            Command::Supervise { command } => supervise::run(&command).await,
         }
     });
     match result {
