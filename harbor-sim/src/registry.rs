@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::content::Manifest;
+use crate::engine;
 use crate::http::Resp;
 use crate::lock;
 use crate::server::Inner;
 use crate::util::{sha256_digest, uuid_v4, valid_component, valid_repository_name};
-use crate::engine;
 
 /// Where the registry posts its notifications (Harbor core's path).
 pub const NOTIFICATIONS_PATH: &str = "/service/notifications";
@@ -117,10 +117,13 @@ async fn get(inner: &Inner, url: &str, accept: &str) -> Result<Bytes, String> {
         .header("accept", accept)
         .body(Full::new(Bytes::new()))
         .map_err(|e| format!("GET {url}: {e}"))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), inner.client.request(req))
-        .await
-        .map_err(|_| format!("GET {url}: timed out"))?
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        inner.client.request(req),
+    )
+    .await
+    .map_err(|_| format!("GET {url}: timed out"))?
+    .map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status();
     let body = resp
         .into_body()
@@ -143,7 +146,12 @@ async fn read_manifest(
     digest: &str,
 ) -> Result<Manifest, String> {
     let registry = registry.trim_end_matches('/');
-    let raw = get(inner, &format!("{registry}/v2/{repo}/manifests/{digest}"), MANIFEST_TYPES).await?;
+    let raw = get(
+        inner,
+        &format!("{registry}/v2/{repo}/manifests/{digest}"),
+        MANIFEST_TYPES,
+    )
+    .await?;
     let real_digest = sha256_digest(&raw);
     if !digest.is_empty() && digest != real_digest {
         return Err(format!("the registry served {real_digest} for {digest}"));
@@ -164,10 +172,18 @@ async fn read_manifest(
         .map(|ls| ls.iter().map(blob).collect())
         .unwrap_or_default();
     let config_doc: Value = serde_json::from_slice(
-        &get(inner, &format!("{registry}/v2/{repo}/blobs/{}", config.0), "*/*").await?,
+        &get(
+            inner,
+            &format!("{registry}/v2/{repo}/blobs/{}", config.0),
+            "*/*",
+        )
+        .await?,
     )
     .map_err(|e| format!("config: {e}"))?;
-    let config_media = doc["config"]["mediaType"].as_str().unwrap_or_default().to_owned();
+    let config_media = doc["config"]["mediaType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let size = raw.len() as i64 + config.1 + layers.iter().map(|l| l.1).sum::<i64>();
     let mut blobs = vec![(real_digest.clone(), raw.len() as i64), config];
     blobs.extend(layers);
