@@ -234,11 +234,11 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn dockerfile_and_environment_builds_push_real_images() {
     let Some(real) = start(600, &[]) else { return };
-    // Dockerfile mode, FROM the catalog's busybox by reference, with RUN steps.
+    // Dockerfile mode, FROM the catalog's busybox by its catalog name, with RUN steps.
     let id = real.build(
         "alice",
         json!({"name": "hello:1.0", "base_image": real.base_name,
-               "dockerfile": format!("FROM {}\nRUN echo hello > /hello.txt\nRUN test -s /hello.txt && ls /\n", real.base_ref)}),
+               "dockerfile": format!("FROM {}\nRUN echo hello > /hello.txt\nRUN test -s /hello.txt && ls /\n", real.base_name)}),
     );
     let build = real.wait_build("alice", &id);
     let reference = real.assert_pushed("alice", &build);

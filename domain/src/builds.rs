@@ -365,10 +365,17 @@ pub async fn start<S: HttpSender>(
                 .and_then(|d| dockerfile::bases(&d))
                 .map_err(|e| ApiError::bad_param("dockerfile", e))?;
             let mut first: Option<(String, Option<Image>)> = None;
+            // The runner pulls references: a FROM naming a catalog image by its name is
+            // rewritten to that image's reference in the job.
+            let mut dispatched = text.to_owned();
             for b in bases.iter().filter(|b| !b.internal) {
                 let resolved = resolve_base(ctx, caller, &b.image, "dockerfile").map_err(|e| {
                     ApiError::bad_request(format!("{} (FROM at line {})", e.message, b.line))
                 })?;
+                if resolved.1.is_some() && resolved.0 != b.image {
+                    dispatched =
+                        dockerfile::rewrite_from(&dispatched, b.line, &b.image, &resolved.0);
+                }
                 first.get_or_insert(resolved);
             }
             let (base_ref, base_image) = first.unwrap_or((String::from("scratch"), None));
@@ -381,7 +388,7 @@ pub async fn start<S: HttpSender>(
                     ));
                 }
             }
-            (Some(text.to_owned()), Some(base_ref), base_image)
+            (Some(dispatched), Some(base_ref), base_image)
         }
         Mode::Packages => {
             let base = body
