@@ -135,7 +135,7 @@ fn main() -> ExitCode {
         match Cli::parse().command {
             Command::Serve(config) => {
                 if config.exit_with_parent {
-                    tokio::spawn(supervise::exit_with_parent(None));
+                    supervise::exit_with_parent(None);
                 }
                 let runner = Arc::new(jobs::Runner::new(config)?);
                 server::serve(runner).await

@@ -17,20 +17,23 @@ pub fn die_with_runner(cmd: &mut Command) {
 }
 
 /// Exits the runner once its parent is gone (it is then re-parented); `child`, if given,
-/// is terminated first.
-pub async fn exit_with_parent(child: Option<u32>) {
+/// is terminated first. A thread of its own, so no state of the async runtime can stop it.
+pub fn exit_with_parent(child: Option<u32>) {
     let parent = std::os::unix::process::parent_id();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if std::os::unix::process::parent_id() != parent {
-            if let Some(pid) = child {
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                if let Some(pid) = child {
+                    // SAFETY: kill(2) on our own child's pid.
+                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                }
+                // SAFETY: _exit(2) ends the process at once, without running destructors
+                // or taking locks another thread may hold.
+                unsafe { libc::_exit(0) };
             }
-            tracing::info!("the process that started berth-runner is gone: exiting");
-            std::process::exit(0);
         }
-    }
+    });
 }
 
 /// `berth-runner supervise -- CMD ARGS…`: runs CMD until it exits or our parent does.
@@ -41,7 +44,7 @@ pub async fn run(command: &[String]) -> anyhow::Result<()> {
     let mut child = cmd
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", command[0]))?;
-    tokio::spawn(exit_with_parent(child.id()));
+    exit_with_parent(child.id());
     let status = child.wait().await?;
     anyhow::ensure!(status.success(), "{} exited with {status}", command[0]);
     Ok(())
