@@ -32,6 +32,20 @@ if [ ! -d portal/node_modules ]; then
   (cd portal && npm ci --no-audit --no-fund)
 fi
 
+# Real builds (tests/runner.rs): buildah, skopeo, the CNCF registry and a static busybox
+# (the offline base image) from Debian when missing.
+missing_build_tools=""
+for t in buildah skopeo docker-registry; do
+  command -v "$t" >/dev/null 2>&1 || missing_build_tools="$missing_build_tools $t"
+done
+[ -x /bin/busybox ] || missing_build_tools="$missing_build_tools busybox-static"
+if [ -n "$missing_build_tools" ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing_build_tools >/dev/null
+fi
+
 # One host build, in the release profile only: wasmtime is slow to compile.
 cargo build --release --locked
 target/release/berth build

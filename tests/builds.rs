@@ -174,9 +174,10 @@ fn tc_02_build_a_custom_image() {
         sent["signature_ok"], true,
         "signed with runner_secret: {sent}"
     );
+    // The catalog name in FROM is sent as the reference the runner pulls.
     assert_eq!(
         sent["body"]["dockerfile"],
-        "FROM ubuntu20-pytorch:2.0\nRUN pip install transformers"
+        "FROM harbor.remotegpu.com/library/ubuntu20-pytorch:2.0\nRUN pip install transformers"
     );
     assert_eq!(
         sent["body"]["push"]["repository"],

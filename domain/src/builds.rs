@@ -181,18 +181,24 @@ fn valid_apt(spec: &str) -> bool {
     name_ok && version_ok && spec.len() <= 200
 }
 
-/// Generates the Dockerfile of a packages build.
+/// Generates the Dockerfile of a packages build. The runner may pass index mirrors as
+/// build arguments (`APT_MIRROR`, `PIP_INDEX_URL`: GPU clusters often have no internet);
+/// unset, the base image's own sources are used. `set -x` logs the commands as run.
 fn packages_dockerfile(base: &str, p: &Packages) -> String {
     let mut d = format!("FROM {base}\n");
     if !p.apt.is_empty() {
+        d.push_str("ARG APT_MIRROR\n");
         d.push_str(&format!(
-            "RUN apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*\n",
+            "RUN set -x; if [ -n \"$APT_MIRROR\" ]; then for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do \
+             [ -f \"$f\" ] && sed -i -E \"s#https?://[^ ]+#$APT_MIRROR#g\" \"$f\"; done; fi; \
+             apt-get update && apt-get install -y --no-install-recommends {} && rm -rf /var/lib/apt/lists/*\n",
             p.apt.join(" ")
         ));
     }
     if !p.pip.is_empty() {
+        d.push_str("ARG PIP_INDEX_URL\n");
         d.push_str(&format!(
-            "RUN pip install --no-cache-dir {}\n",
+            "RUN set -x; pip install --no-cache-dir {} ${{PIP_INDEX_URL:+--index-url \"$PIP_INDEX_URL\"}}\n",
             p.pip
                 .iter()
                 .map(|s| format!("'{s}'"))
@@ -428,10 +434,17 @@ pub async fn start<S: HttpSender>(
                 .and_then(|d| dockerfile::bases(&d))
                 .map_err(|e| ApiError::bad_param("dockerfile", e))?;
             let mut first: Option<(String, Option<Image>)> = None;
+            // The runner pulls references: a FROM naming a catalog image by its name is
+            // rewritten to that image's reference in the job.
+            let mut dispatched = text.to_owned();
             for b in bases.iter().filter(|b| !b.internal) {
                 let resolved = resolve_base(ctx, caller, &b.image, "dockerfile").map_err(|e| {
                     ApiError::bad_request(format!("{} (FROM at line {})", e.message, b.line))
                 })?;
+                if resolved.1.is_some() && resolved.0 != b.image {
+                    dispatched =
+                        dockerfile::rewrite_from(&dispatched, b.line, &b.image, &resolved.0);
+                }
                 first.get_or_insert(resolved);
             }
             let (base_ref, base_image) = first.unwrap_or((String::from("scratch"), None));
@@ -444,7 +457,7 @@ pub async fn start<S: HttpSender>(
                     ));
                 }
             }
-            (Some(text.to_owned()), Some(base_ref), base_image)
+            (Some(dispatched), Some(base_ref), base_image)
         }
         Mode::Packages => {
             let base = body
@@ -704,14 +717,65 @@ fn load(ctx: &Context<'_>, id: &str) -> Result<Option<BuildRow>, ApiError> {
     Ok(rows.first().map(|r| BuildRow::from_row(&r)))
 }
 
-/// Fails a build whose runner went quiet past its deadline (checked lazily, on read).
-fn expire(ctx: &Context<'_>, build: &BuildRow) -> Result<bool, ApiError> {
+/// Fails a build whose runner went quiet past its deadline (checked lazily, on read), and
+/// tells the runner to stop it.
+async fn expire<S: HttpSender>(
+    ctx: &Context<'_>,
+    sender: &S,
+    build: &BuildRow,
+) -> Result<bool, ApiError> {
     let overdue = time::parse(&build.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
     if overdue && matches!(build.status.as_str(), "building" | "running") {
         let message = "the build runner did not finish before the build's deadline";
-        return finish(ctx, &build.id, "failed", Some(message), None);
+        if finish(ctx, &build.id, "failed", Some(message), None)? {
+            stop_in_runner(ctx, sender, &build.id, "the build's deadline passed").await;
+            return Ok(true);
+        }
     }
     Ok(false)
+}
+
+/// Asks the runner to stop a build: `POST <runner_url>/runner/jobs/{id}/cancel`, signed
+/// like a job. Best effort: the build is already final in berth, and a runner that does
+/// not answer is asked again by nobody (its own timeout ends the build).
+async fn stop_in_runner<S: HttpSender>(ctx: &Context<'_>, sender: &S, id: &str, reason: &str) {
+    let Ok(runner) = RunnerSettings::from_context(ctx) else {
+        return;
+    };
+    let bytes = serde_json::to_vec(&json!({"build_id": id, "reason": reason}))
+        .expect("JSON values serialize");
+    let mut request =
+        OutboundRequest::new("POST", format!("{}/runner/jobs/{id}/cancel", runner.url))
+            .header("content-type", "application/json")
+            .header("x-berth-signature", signature(&runner.secret, &bytes));
+    request.body = bytes;
+    let _ = sender.send(request).await;
+}
+
+/// `POST /api/v1/builds/{id}/cancel` (owner or admin): the build fails as cancelled and
+/// the runner stops it. 409 once the build has ended.
+pub async fn cancel<S: HttpSender>(
+    id: &str,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
+    crate::migrations::ensure_for(ctx)?;
+    let not_found = || ApiError::not_found(format!("build {id} not found"));
+    let build = load(ctx, id)?.ok_or_else(not_found)?;
+    if !caller.is_admin() && build.owner != caller.name {
+        return Err(not_found());
+    }
+    let message = format!("cancelled by {}", caller.name);
+    if !finish(ctx, &build.id, "failed", Some(&message), None)? {
+        return Err(ApiError::conflict(format!(
+            "build {id} has already ended ({})",
+            build.status
+        )));
+    }
+    stop_in_runner(ctx, &sender, &build.id, &message).await;
+    let build = load(ctx, id)?.ok_or_else(not_found)?;
+    Ok(Api::V1.ok(build.view()))
 }
 
 /// `GET /api/v1/builds/{id}`: the owner's or an admin's.
@@ -753,7 +817,7 @@ pub async fn get<S: HttpSender>(
         }
     }
     let build = load(ctx, id)?.ok_or_else(not_found)?;
-    let build = if expire(ctx, &build)? {
+    let build = if expire(ctx, &sender, &build).await? {
         load(ctx, id)?.ok_or_else(not_found)?
     } else {
         build
@@ -762,7 +826,11 @@ pub async fn get<S: HttpSender>(
 }
 
 /// `GET /api/v1/builds`: the caller's builds, newest first.
-pub fn list(ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+pub async fn list<S: HttpSender>(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    sender: S,
+) -> Result<Response, ApiError> {
     crate::migrations::ensure_for(ctx)?;
     let rows = ctx.db.query(
         &format!("SELECT {BUILD_COLUMNS} FROM builds WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT 100"),
@@ -771,7 +839,7 @@ pub fn list(ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let mut builds = Vec::new();
     for r in rows.iter() {
         let b = BuildRow::from_row(&r);
-        if expire(ctx, &b)? {
+        if expire(ctx, &sender, &b).await? {
             builds.push(load(ctx, &b.id)?.unwrap_or(b).view());
         } else {
             builds.push(b.view());
@@ -965,7 +1033,9 @@ mod tests {
         );
         assert_eq!(
             d,
-            "FROM h.io/library/base:1\nRUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*\nRUN pip install --no-cache-dir 'peft==0.10.0'\n"
+            "FROM h.io/library/base:1\nARG APT_MIRROR\nRUN set -x; if [ -n \"$APT_MIRROR\" ]; then for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do \
+             [ -f \"$f\" ] && sed -i -E \"s#https?://[^ ]+#$APT_MIRROR#g\" \"$f\"; done; fi; apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*\n\
+             ARG PIP_INDEX_URL\nRUN set -x; pip install --no-cache-dir 'peft==0.10.0' ${PIP_INDEX_URL:+--index-url \"$PIP_INDEX_URL\"}\n"
         );
         let parsed = dockerfile::bases(&dockerfile::parse(&d).unwrap()).unwrap();
         assert_eq!(parsed[0].image, "h.io/library/base:1");

@@ -97,6 +97,16 @@ async fn route<S: HttpSender>(
             get_only(req)?;
             return crate::builds::get(id, ctx, &caller, sender).await;
         }
+        ["api", "v1", "builds"] => {
+            get_only(req)?;
+            return crate::builds::list(ctx, &caller, sender).await;
+        }
+        ["api", "v1", "builds", id, "cancel"] => {
+            if req.method != "POST" {
+                return Err(ApiError::method_not_allowed(&req.method, "POST"));
+            }
+            return crate::builds::cancel(id, ctx, &caller, sender).await;
+        }
         ["api", "v1", "harbor", "stats"] => {
             get_only(req)?;
             migrations::ensure_for(ctx)?;
@@ -135,7 +145,6 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         ["api", "images", id, "use"] => {
             read(&|| use_image(Api::Console, parse_id(id)?, ctx, caller))
         }
-        ["api", "v1", "builds"] => read(&|| crate::builds::list(ctx, caller)),
 
         ["api", "v1", "openapi.json"] => {
             read(&|| Ok(Response::json(200, &crate::openapi::document())))

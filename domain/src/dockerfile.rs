@@ -186,6 +186,37 @@ pub fn bases(instructions: &[Instruction]) -> Result<Vec<FromLine>, DockerfileEr
     Ok(out)
 }
 
+/// Rewrites the image of the `FROM` at `line` (1-based) from `image` to `reference`, when
+/// the line names it literally (a catalog name becomes the reference a builder can pull);
+/// other lines and `FROM`s using ARGs are left as written.
+pub fn rewrite_from(text: &str, line: usize, image: &str, reference: &str) -> String {
+    let mut out = String::with_capacity(text.len() + reference.len());
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let is_from = raw
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"));
+        if index + 1 != line || !is_from {
+            out.push_str(raw);
+            continue;
+        }
+        let mut done = false;
+        let mut rewritten = String::new();
+        for (i, word) in raw.split_inclusive(char::is_whitespace).enumerate() {
+            let trimmed = word.trim_end();
+            if !done && i > 0 && !trimmed.starts_with("--") && trimmed == image {
+                rewritten.push_str(reference);
+                rewritten.push_str(&word[trimmed.len()..]);
+                done = true;
+            } else {
+                rewritten.push_str(word);
+            }
+        }
+        out.push_str(&rewritten);
+    }
+    out
+}
+
 /// Replaces `$NAME`, `${NAME}` and `${NAME:-default}` with global `ARG` values.
 fn substitute(
     text: &str,
@@ -333,5 +364,26 @@ mod tests {
             parse(&"#".repeat(MAX_DOCKERFILE_BYTES + 1)),
             Err(DockerfileError::TooLarge)
         );
+    }
+
+    #[test]
+    fn from_lines_are_rewritten_to_references() {
+        let text = "ARG X=1\nFROM busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 busybox:1.35\n";
+        let once = rewrite_from(
+            text,
+            2,
+            "busybox:1.35",
+            "127.0.0.1:5000/library/busybox:1.35",
+        );
+        assert_eq!(
+            once,
+            "ARG X=1\nFROM 127.0.0.1:5000/library/busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 busybox:1.35\n"
+        );
+        let twice = rewrite_from(&once, 4, "busybox:1.35", "r/b:1");
+        assert!(
+            twice.ends_with("FROM --platform=linux/amd64 r/b:1\n"),
+            "{twice}"
+        );
+        assert_eq!(rewrite_from(text, 3, "busybox:1.35", "x"), text);
     }
 }

@@ -433,7 +433,7 @@ pub fn document() -> Value {
 
     let v1 = |op: Op| op.render(false);
     let console = |op: Op| op.render(true);
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "berth",
@@ -553,5 +553,12 @@ pub fn document() -> Value {
                     .errors(WRITE_ERRORS))
             }
         }
-    })
+    });
+    // Added apart: one more path in the literal above passes json!'s recursion limit.
+    doc["paths"]["/api/v1/builds/{build_id}/cancel"] = json!({"post": v1(Op::new(
+        "Cancel a build (its owner's or an admin's): it fails as cancelled and the runner stops it",
+        (200, v1_envelope(reference("Build"))))
+        .params(vec![json!({"name": "build_id", "in": "path", "required": true, "schema": {"type": "string"}})])
+        .errors(&[401, 404, 409]))});
+    doc
 }

@@ -16,6 +16,7 @@ mod engine;
 mod http;
 mod model;
 mod notify;
+mod registry;
 mod runner;
 mod server;
 mod util;
@@ -78,6 +79,11 @@ pub struct SimOptions {
     /// The build runner pulls bases on this Harbor: a job whose base it does not hold fails.
     /// Off by default (every base is taken to exist).
     pub runner_pulls_bases: bool,
+    /// A real registry (e.g. `http://127.0.0.1:5000`) whose push notifications arrive at
+    /// `/service/notifications`: the simulator reads the pushed manifests from it.
+    pub registry_url: Option<String>,
+    /// The `Authorization: Bearer` value the registry's notifications must carry.
+    pub registry_notification_token: Option<String>,
 }
 
 /// An image pushed into the simulated Harbor at start-up: `<project>/<repository>:<tag>`,
@@ -130,6 +136,8 @@ impl Default for SimOptions {
             runner_secret: "runner-secret".into(),
             seed_images: Vec::new(),
             runner_pulls_bases: false,
+            registry_url: None,
+            registry_notification_token: None,
         }
     }
 }

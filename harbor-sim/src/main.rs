@@ -46,6 +46,10 @@ struct Args {
     /// fail builds whose base on this Harbor it does not hold.
     #[arg(long)]
     official_images: bool,
+    /// A real registry whose push notifications (`/service/notifications`) the simulator
+    /// turns into artifacts and PUSH_ARTIFACT webhooks, e.g. `http://127.0.0.1:5000`.
+    #[arg(long)]
+    registry_url: Option<String>,
 }
 
 #[tokio::main]
@@ -71,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             Vec::new()
         },
         runner_pulls_bases: args.official_images,
+        registry_url: args.registry_url,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

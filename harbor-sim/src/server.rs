@@ -281,6 +281,9 @@ fn route(
     if raw_path.trim_end_matches('/') == crate::runner::RUNNER_JOBS_PATH {
         return Ok(crate::runner::handle(inner, method, &headers, &body));
     }
+    if raw_path == crate::registry::NOTIFICATIONS_PATH && method == Method::POST {
+        return Ok(crate::registry::handle(inner, &headers, &body));
+    }
     let not_found = || ApiError::not_found(format!("path {raw_path} was not found"));
     // the bundled nginx decodes the URI once before core routes it (§0.6)
     let decoded = percent_encoding::percent_decode_str(raw_path)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use harbor_sim::{SimOptions, Simulator};
 
+use crate::demo_buildah::{self, RealBuilds};
 use crate::manifest::App;
 use crate::variables::AppVariables;
 
@@ -97,21 +98,49 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// In demo mode, starts the simulator and returns the variables that point the app at it,
-/// with the demo secrets; otherwise returns nothing (a missing secret is then a start-up
-/// error, as on Spin).
+/// Who builds custom images in demo mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerChoice {
+    /// The simulator's runner: builds nothing, pushes a simulated image.
+    #[default]
+    Sim,
+    /// berth-runner with buildah, pushing to a docker-registry on loopback.
+    Buildah,
+}
+
+/// What demo mode started: the variables that point the app at it (the demo secrets
+/// among them), and the real build stack when asked for (dropping it stops those processes).
+#[derive(Default)]
+pub struct Demo {
+    pub fallbacks: BTreeMap<String, String>,
+    pub real_builds: Option<RealBuilds>,
+}
+
+/// In demo mode, starts the simulator (and with `--runner buildah` the real build stack)
+/// and returns the variables that point the app at it, with the demo secrets; otherwise
+/// returns nothing (a missing secret is then a start-up error, as on Spin).
 pub async fn start_if_unconfigured(
     app: &App,
     listen: SocketAddr,
+    runner: RunnerChoice,
     state_dir: &Path,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<Demo> {
     if !is_demo(app) {
-        return Ok(BTreeMap::new());
+        if runner == RunnerChoice::Buildah {
+            anyhow::bail!(
+                "--runner buildah is for demo mode (no harbor_url set); next to a real Harbor, run berth-runner yourself (docs/runner.md)"
+            );
+        }
+        return Ok(Demo::default());
     }
     let mut fallbacks = demo_secrets(app, state_dir)?;
     let vars = AppVariables::from_environment_with(app, &fallbacks)?;
     let get = |name: &str| vars.get(name).map(str::to_owned).unwrap_or_default();
-    let opts = SimOptions {
+    let plan = match runner {
+        RunnerChoice::Buildah => Some(demo_buildah::Plan::new()?),
+        RunnerChoice::Sim => None,
+    };
+    let mut opts = SimOptions {
         username: get("harbor_username"),
         password: get("harbor_password"),
         runner_secret: get("runner_secret"),
@@ -120,6 +149,13 @@ pub async fn start_if_unconfigured(
         runner_pulls_bases: true,
         ..SimOptions::default()
     };
+    if let Some(plan) = &plan {
+        // Artifacts live in the real registry: Harbor's registry host is its address.
+        opts.registry_url = Some(plan.registry_url());
+        opts.registry_notification_token = Some(plan.notification_token.clone());
+        opts.external_host = format!("127.0.0.1:{}", plan.registry_port);
+        opts.external_scheme = "http".into();
+    }
     let preferred: SocketAddr = harbor_default(app)
         .trim_start_matches("http://")
         .replace("localhost", "127.0.0.1")
@@ -131,11 +167,23 @@ pub async fn start_if_unconfigured(
         Err(_) => Simulator::start("127.0.0.1:0".parse()?, opts).await?,
     };
     let url = sim.url();
-    println!(
-        "Demo Harbor simulator (with a build runner): {url} (set harbor_url to use a real Harbor)"
-    );
     fallbacks.insert("harbor_url".into(), url.clone());
-    fallbacks.insert("runner_url".into(), url);
+    let real_builds = match &plan {
+        Some(plan) => {
+            let real = demo_buildah::start(plan, &url, state_dir, &get("runner_secret")).await?;
+            println!("Demo Harbor simulator: {url} (set harbor_url to use a real Harbor)");
+            fallbacks.insert("runner_url".into(), real.runner_url.clone());
+            fallbacks.insert("harbor_registry_host".into(), real.registry_host.clone());
+            Some(real)
+        }
+        None => {
+            println!(
+                "Demo Harbor simulator (with a build runner): {url} (set harbor_url to use a real Harbor)"
+            );
+            fallbacks.insert("runner_url".into(), url);
+            None
+        }
+    };
     if listen.port() != 0 {
         let public = format!("http://{listen}");
         if !AppVariables::is_configured(app, "public_url") {
@@ -156,5 +204,8 @@ pub async fn start_if_unconfigured(
     }
     // Dropping the handle leaves the simulator serving: its tasks live on the runtime.
     drop(sim);
-    Ok(fallbacks)
+    Ok(Demo {
+        fallbacks,
+        real_builds,
+    })
 }

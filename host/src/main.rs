@@ -5,6 +5,7 @@ mod bindings;
 mod build;
 mod cli;
 mod demo;
+mod demo_buildah;
 mod key_value;
 mod limits;
 mod manifest;
@@ -63,6 +64,10 @@ enum Command {
         outbound: limits::OutboundLimits,
         #[command(flatten)]
         concurrency: limits::ConcurrencyLimits,
+        /// Demo mode's build runner: `sim` (simulated) or `buildah` (berth-runner and a
+        /// docker-registry on loopback: real builds; docs/runner.md).
+        #[arg(long, value_enum, default_value_t = demo::RunnerChoice::Sim)]
+        runner: demo::RunnerChoice,
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
     Bench(bench::BenchArgs),
@@ -142,6 +147,7 @@ fn run(command: Command) -> Result<()> {
             limits,
             outbound,
             concurrency,
+            runner,
         } => {
             let from = manifest_path(from);
             if build {
@@ -155,8 +161,22 @@ fn run(command: Command) -> Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
-                let fallbacks = demo::start_if_unconfigured(&app, listen, &state_dir).await?;
-                let app_vars = variables::AppVariables::from_environment_with(&app, &fallbacks)?;
+                let demo = demo::start_if_unconfigured(&app, listen, runner, &state_dir).await?;
+                let app_vars =
+                    variables::AppVariables::from_environment_with(&app, &demo.fallbacks)?;
+                if let Some(real) = &demo.real_builds {
+                    let token = token::issue(&app, "berth-up", "admin", "10m", &state_dir)?;
+                    let base_url = format!("http://{listen}");
+                    let (name, reference) = (real.base_name.clone(), real.base_ref.clone());
+                    tokio::task::spawn_blocking(move || {
+                        match demo_buildah::register_base(&base_url, &token, &name, &reference) {
+                            Ok(()) => println!("Base image {name} ({reference}) is in the catalog"),
+                            Err(e) => {
+                                eprintln!("warning: cannot list the base image {name}: {e:#}")
+                            }
+                        }
+                    });
+                }
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
                 let server = tokio::task::spawn_blocking(move || {
                     server::Server::with_variables(

@@ -258,3 +258,73 @@ fn the_libsql_app_shares_one_remote_sqlite_database() {
     assert_eq!(default["type"].as_str(), Some("libsql"));
     assert!(default.get("url").is_some() && default.get("token").is_some());
 }
+
+/// deploy/runner.yaml: a rootless Deployment whose arguments and environment are ones
+/// `berth-runner serve` accepts (its `--help`, from the built binary), secrets from the
+/// Secret, probes on the runner's health route.
+#[test]
+fn runner_deployment_is_rootless_and_matches_the_binary() {
+    let docs = documents(&deploy_dir().join("runner.yaml"));
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let secret = kind("Secret");
+    let deployment = kind("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_ne!(container["securityContext"]["privileged"], true);
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"],
+        "/runner/health"
+    );
+
+    let bin = repo_root().join("target/release/berth-runner");
+    let help = std::process::Command::new(&bin)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo build --release builds it)", bin.display()));
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let args = container["args"].as_array().unwrap();
+    assert_eq!(args[0], "serve");
+    for arg in &args[1..] {
+        let flag = arg.as_str().unwrap().split('=').next().unwrap();
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag} <")),
+            "berth-runner serve has no {flag}"
+        );
+    }
+    for env in container["env"].as_array().unwrap() {
+        let name = env["name"].as_str().unwrap();
+        if name.starts_with("BERTH_RUNNER_") {
+            assert!(
+                help.contains(&format!("env: {name}")),
+                "berth-runner reads no {name}"
+            );
+        }
+        if let Some(key) = env["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert_eq!(
+                env["valueFrom"]["secretKeyRef"]["name"],
+                secret["metadata"]["name"]
+            );
+            assert!(
+                secret["stringData"].get(key).is_some(),
+                "the Secret has no {key}"
+            );
+        }
+    }
+    let secret_names: BTreeSet<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str())
+        .collect();
+    assert!(secret_names.contains("runner-secret") && secret_names.contains("registry-password"));
+}

@@ -91,6 +91,10 @@ pub struct AppOptions {
     pub harbor: Option<Vec<(String, String)>>,
     /// Extra environment for the host process (e.g. `BERTH_MAX_BODY_BYTES`).
     pub env: Vec<(String, String)>,
+    /// Extra `berth up` arguments (e.g. `--runner buildah`).
+    pub args: Vec<String>,
+    /// Leave `harbor_url` unset, so `berth up` serves its demo Harbor (ignored with `harbor`).
+    pub demo_harbor: bool,
 }
 
 impl TestApp {
@@ -130,6 +134,7 @@ impl TestApp {
                 "--state-dir",
             ])
             .arg(state_dir.path())
+            .args(&opts.args)
             .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
             .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
@@ -151,6 +156,7 @@ impl TestApp {
                     .chain([("webhook_url".to_owned(), hook)])
                     .collect()
             }
+            None if opts.demo_harbor => Vec::new(),
             // The official images then name seed 000's example registry.
             None => vec![
                 ("harbor_url".to_owned(), "http://127.0.0.1:1".to_owned()),
