@@ -210,7 +210,10 @@ fn packages_mode_generates_the_dockerfile() {
         .unwrap()
         .to_owned();
     // The official image lives in the configured Harbor, pinned to the digest berth knows.
-    let from = format!("FROM {}/library/ubuntu20-pytorch:2.0@sha256:", harbor.sim.addr());
+    let from = format!(
+        "FROM {}/library/ubuntu20-pytorch:2.0@sha256:",
+        harbor.sim.addr()
+    );
     assert!(dockerfile.starts_with(&from), "{dockerfile}");
     assert!(
         dockerfile.contains("apt-get install -y --no-install-recommends git"),

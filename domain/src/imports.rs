@@ -846,7 +846,7 @@ fn claim(
                 i.id
             }
             Some(i) if i.status == "failed" => i.id,
-            Some(i) => {
+            Some(_) => {
                 // No id: the row may be one the caller cannot see.
                 return Err(ApiError::conflict(format!(
                     "{} is in the catalog, not as an import",

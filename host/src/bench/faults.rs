@@ -97,7 +97,10 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
         ("runner_secret".into(), opts.runner_secret.clone()),
         ("runner_token".into(), "bench-runner-token".into()),
         ("public_url".into(), public.clone()),
-        ("webhook_url".into(), format!("{public}/api/v1/hooks/harbor")),
+        (
+            "webhook_url".into(),
+            format!("{public}/api/v1/hooks/harbor"),
+        ),
     ];
     let cache = dir.join("compile-cache");
     let cfg = HostConfig {
@@ -129,7 +132,10 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
     let after = client
         .wait_until_final(&ids, args.deadline, &mut Tally::default())
         .await?;
-    tally.changed_by_replay = ids.iter().filter(|id| before.get(id) != after.get(id)).count();
+    tally.changed_by_replay = ids
+        .iter()
+        .filter(|id| before.get(id) != after.get(id))
+        .count();
     count_executions(&sim, executions_before, &mut tally);
     tally.took = started.elapsed();
     print_tally(
@@ -213,7 +219,10 @@ fn print_tally(title: &str, t: &Tally) {
         ("failed, with a reason", t.failed_with_reason),
         ("failed, no reason", t.failed_without_reason),
         ("unfinished (lost)", t.unfinished),
-        ("final states changed by the replayed webhooks", t.changed_by_replay),
+        (
+            "final states changed by the replayed webhooks",
+            t.changed_by_replay,
+        ),
         ("Harbor executions", t.executions),
         ("duplicated Harbor executions", t.duplicated_executions),
     ] {
@@ -280,7 +289,8 @@ async fn replay_webhooks(
         );
         workers.push(tokio::task::spawn_blocking(move || {
             while let Some(i) = queue.lock().unwrap().pop() {
-                let (status, _) = client.send("POST", "/api/v1/hooks/harbor", &auth, Some(&bodies[i]));
+                let (status, _) =
+                    client.send("POST", "/api/v1/hooks/harbor", &auth, Some(&bodies[i]));
                 if status != 0 {
                     *sent.lock().unwrap() += 1;
                 }
