@@ -518,3 +518,92 @@ fn oversized_webhook_bodies_are_refused() {
     t.expect("100 KiB webhook", r, 413, "larger than");
     t.finish();
 }
+
+#[test]
+fn copied_and_mounted_images_and_arg_bases_pass_the_base_checks() {
+    let harbor = harbor_with_ubuntu();
+    let app = app_with(&harbor, &[]);
+    let mut t = Tally::new("build-sources");
+    let send = |who: &str, name: &str, dockerfile: &str| {
+        app.as_user(who).send(
+            "POST",
+            "/api/v1/images:build",
+            Some(&json!({"name": name, "dockerfile": dockerfile})),
+        )
+    };
+
+    // Files copied or mounted from an image on a registry imports may not use.
+    let r = send(
+        "bob",
+        "c:1",
+        "FROM ubuntu20-pytorch:2.0\nCOPY --from=evil.example.com/x/tools:1 /bin/t /bin/t\n",
+    );
+    t.expect("COPY --from a disallowed registry", r, 400, "line 2");
+    let r = send(
+        "bob",
+        "m:1",
+        "FROM ubuntu20-pytorch:2.0\nRUN --mount=type=bind,from=evil.example.com/x/tools:1,target=/t true\n",
+    );
+    t.expect(
+        "RUN --mount from a disallowed registry",
+        r,
+        400,
+        "not an allowed registry",
+    );
+    // Another user's private image is no source either, and is not revealed.
+    let r = app.as_user("mallory").send(
+        "POST",
+        "/api/v1/images",
+        Some(&json!({"name": "registry.example.com/secret/tools:1", "registry_url": "registry.example.com/secret/tools:1"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = send(
+        "bob",
+        "p:1",
+        "FROM ubuntu20-pytorch:2.0\nCOPY --from=registry.example.com/secret/tools:1 /t /t\n",
+    );
+    let r = t.expect(
+        "COPY --from another user's private image",
+        r,
+        400,
+        "not a catalog image",
+    );
+    assert!(!r.text.contains("private"), "{}", r.text);
+
+    // A base through an ARG and a catalog image copied from are dispatched pinned.
+    let r = send(
+        "bob",
+        "ok:1",
+        "ARG BASE=ubuntu20-pytorch:2.0\nFROM ${BASE} AS b\nFROM ubuntu20-pytorch:2.0\n\
+         COPY --from=ubuntu20-tensorflow:2.12 /opt /opt\nCOPY --from=b /x /x\n",
+    );
+    assert!((200..300).contains(&r.status), "{}", r.text);
+    let id = r.body["data"]["build_id"].as_str().unwrap().to_owned();
+    let jobs = serde_json::to_value(harbor.state()).unwrap()["runner_jobs"].clone();
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["build_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no runner job for {id}: {jobs}"))
+        .clone();
+    let dispatched = job["body"]["dockerfile"].as_str().unwrap();
+    let registry = harbor.sim.addr().to_string();
+    assert!(
+        dispatched.contains(&format!(
+            "FROM {registry}/library/ubuntu20-pytorch:2.0@sha256:"
+        )) && !dispatched.contains("${BASE}"),
+        "the ARG base is pinned: {dispatched}"
+    );
+    assert!(
+        dispatched.contains(&format!(
+            "COPY --from={registry}/library/ubuntu20-tensorflow:2.12@sha256:"
+        )),
+        "the copied catalog image is pinned: {dispatched}"
+    );
+    assert!(
+        dispatched.contains("COPY --from=b /x /x"),
+        "a stage stays a stage: {dispatched}"
+    );
+    t.finish();
+}

@@ -430,22 +430,34 @@ pub async fn start<S: HttpSender>(
             let text = body.dockerfile.as_deref().ok_or_else(|| {
                 ApiError::bad_param("dockerfile", "is required in dockerfile mode")
             })?;
-            let bases = dockerfile::parse(text)
-                .and_then(|d| dockerfile::bases(&d))
+            let instructions =
+                dockerfile::parse(text).map_err(|e| ApiError::bad_param("dockerfile", e))?;
+            let bases = dockerfile::bases(&instructions)
                 .map_err(|e| ApiError::bad_param("dockerfile", e))?;
             let mut first: Option<(String, Option<Image>)> = None;
-            // The runner pulls references: a FROM naming a catalog image by its name is
-            // rewritten to that image's reference in the job.
+            // The runner gets exactly what was checked: every FROM names the resolved (for a
+            // catalog image, digest-pinned) reference, whether written literally or by ARG.
             let mut dispatched = text.to_owned();
             for b in bases.iter().filter(|b| !b.internal) {
                 let resolved = resolve_base(ctx, caller, &b.image, "dockerfile").map_err(|e| {
                     ApiError::bad_request(format!("{} (FROM at line {})", e.message, b.line))
                 })?;
-                if resolved.1.is_some() && resolved.0 != b.image {
-                    dispatched =
-                        dockerfile::rewrite_from(&dispatched, b.line, &b.image, &resolved.0);
-                }
+                dispatched = dockerfile::rewrite_from(&dispatched, b.line, &resolved.0);
                 first.get_or_insert(resolved);
+            }
+            // Files copied or mounted from other images pass the same checks as bases.
+            for source in dockerfile::copy_sources(&instructions) {
+                let (reference, _) = resolve_base(ctx, caller, &source.image, "dockerfile")
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "{} (--from at line {})",
+                            e.message, source.line
+                        ))
+                    })?;
+                if reference != source.image {
+                    dispatched =
+                        dockerfile::rewrite_sources(&dispatched, &source.image, &reference);
+                }
             }
             let (base_ref, base_image) = first.unwrap_or((String::from("scratch"), None));
             if let Some(given) = body.base_image.as_deref() {

@@ -186,10 +186,10 @@ pub fn bases(instructions: &[Instruction]) -> Result<Vec<FromLine>, DockerfileEr
     Ok(out)
 }
 
-/// Rewrites the image of the `FROM` at `line` (1-based) from `image` to `reference`, when
-/// the line names it literally (a catalog name becomes the reference a builder can pull);
-/// other lines and `FROM`s using ARGs are left as written.
-pub fn rewrite_from(text: &str, line: usize, image: &str, reference: &str) -> String {
+/// Rewrites the image of the `FROM` at `line` (1-based) to `reference`, whether it was
+/// written literally or through an `ARG`: what is dispatched names exactly the image berth
+/// checked (a catalog name becomes the pinned reference a builder can pull).
+pub fn rewrite_from(text: &str, line: usize, reference: &str) -> String {
     let mut out = String::with_capacity(text.len() + reference.len());
     for (index, raw) in text.split_inclusive('\n').enumerate() {
         let is_from = raw
@@ -201,18 +201,92 @@ pub fn rewrite_from(text: &str, line: usize, image: &str, reference: &str) -> St
             continue;
         }
         let mut done = false;
-        let mut rewritten = String::new();
         for (i, word) in raw.split_inclusive(char::is_whitespace).enumerate() {
             let trimmed = word.trim_end();
-            if !done && i > 0 && !trimmed.starts_with("--") && trimmed == image {
-                rewritten.push_str(reference);
-                rewritten.push_str(&word[trimmed.len()..]);
+            if !done && i > 0 && !trimmed.is_empty() && !trimmed.starts_with("--") {
+                out.push_str(reference);
+                out.push_str(&word[trimmed.len()..]);
                 done = true;
             } else {
-                rewritten.push_str(word);
+                out.push_str(word);
             }
         }
-        out.push_str(&rewritten);
+    }
+    out
+}
+
+/// Images a build reads files from besides its bases: `COPY --from=<image>` and
+/// `RUN --mount=…,from=<image>` that name neither an earlier stage nor a stage's index.
+pub fn copy_sources(instructions: &[Instruction]) -> Vec<FromLine> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for ins in instructions {
+        let words = ins.args.split_whitespace();
+        match ins.keyword.as_str() {
+            "FROM" => {
+                let words: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+                if let [_, as_kw, stage, ..] = words.as_slice()
+                    && as_kw.eq_ignore_ascii_case("as")
+                {
+                    stages.push((*stage).to_owned());
+                }
+            }
+            "COPY" | "ADD" | "RUN" => {
+                for flag in words.take_while(|w| w.starts_with("--")) {
+                    let Some(image) = flag_source(flag) else {
+                        continue;
+                    };
+                    let internal = image.chars().all(|c| c.is_ascii_digit())
+                        || stages.iter().any(|s| s.eq_ignore_ascii_case(image));
+                    if !internal {
+                        out.push(FromLine {
+                            image: image.to_owned(),
+                            line: ins.line,
+                            internal,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The image a `--from=` or `--mount=…,from=` flag names.
+fn flag_source(flag: &str) -> Option<&str> {
+    let value = match flag.strip_prefix("--from=") {
+        Some(v) => v,
+        None => flag
+            .strip_prefix("--mount=")?
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("from="))?,
+    };
+    Some(value.trim_matches('"')).filter(|v| !v.is_empty())
+}
+
+/// Rewrites every `--from=<image>` and `--mount=…,from=<image>` naming `image` to
+/// `reference`.
+pub fn rewrite_sources(text: &str, image: &str, reference: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_inclusive(char::is_whitespace) {
+        let trimmed = word.trim_end();
+        let rest = &word[trimmed.len()..];
+        if trimmed.starts_with("--from=") && flag_source(trimmed) == Some(image) {
+            out.push_str(&format!("--from={reference}"));
+        } else if trimmed.starts_with("--mount=") && flag_source(trimmed) == Some(image) {
+            let parts: Vec<String> = trimmed["--mount=".len()..]
+                .split(',')
+                .map(|kv| match kv.strip_prefix("from=") {
+                    Some(_) => format!("from={reference}"),
+                    None => kv.to_owned(),
+                })
+                .collect();
+            out.push_str(&format!("--mount={}", parts.join(",")));
+        } else {
+            out.push_str(trimmed);
+        }
+        out.push_str(rest);
     }
     out
 }
@@ -368,22 +442,42 @@ mod tests {
 
     #[test]
     fn from_lines_are_rewritten_to_references() {
-        let text = "ARG X=1\nFROM busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 busybox:1.35\n";
-        let once = rewrite_from(
-            text,
-            2,
-            "busybox:1.35",
-            "127.0.0.1:5000/library/busybox:1.35",
-        );
+        let text = "ARG X=1\nFROM busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 ${BASE:-busybox:1.35}\n";
+        let once = rewrite_from(text, 2, "127.0.0.1:5000/library/busybox:1.35");
         assert_eq!(
             once,
-            "ARG X=1\nFROM 127.0.0.1:5000/library/busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 busybox:1.35\n"
+            "ARG X=1\nFROM 127.0.0.1:5000/library/busybox:1.35 AS b\nRUN echo busybox:1.35\nFROM --platform=linux/amd64 ${BASE:-busybox:1.35}\n"
         );
-        let twice = rewrite_from(&once, 4, "busybox:1.35", "r/b:1");
+        // A FROM through an ARG is pinned too: the builder cannot be told another base.
+        let twice = rewrite_from(&once, 4, "r/b:1@sha256:00");
         assert!(
-            twice.ends_with("FROM --platform=linux/amd64 r/b:1\n"),
+            twice.ends_with("FROM --platform=linux/amd64 r/b:1@sha256:00\n"),
             "{twice}"
         );
-        assert_eq!(rewrite_from(text, 3, "busybox:1.35", "x"), text);
+        assert_eq!(rewrite_from(text, 3, "x"), text);
+    }
+
+    #[test]
+    fn copy_and_mount_sources_are_found_and_rewritten() {
+        let text = "FROM alpine AS build\nCOPY --from=build /a /a\nCOPY --from=0 /b /b\n\
+                    COPY --chown=1 --from=evil.example/x:1 /c /c\n\
+                    RUN --mount=type=bind,from=ghcr.io/y/z:2,target=/m true\nRUN echo --from=no\n";
+        let found: Vec<(String, usize)> = copy_sources(&parse(text).unwrap())
+            .into_iter()
+            .map(|f| (f.image, f.line))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("evil.example/x:1".to_owned(), 4),
+                ("ghcr.io/y/z:2".to_owned(), 5)
+            ]
+        );
+        let out = rewrite_sources(text, "ghcr.io/y/z:2", "ghcr.io/y/z:2@sha256:00");
+        assert!(
+            out.contains("--mount=type=bind,from=ghcr.io/y/z:2@sha256:00,target=/m true"),
+            "{out}"
+        );
+        assert!(out.contains("--from=evil.example/x:1 /c"), "{out}");
     }
 }
