@@ -96,8 +96,12 @@ source = "a.wasm"
             return; // the environment overrides the default; nothing to compare against
         }
         let token = issue(&app, "alice", "admin", "1h", &app.dir.join(".spin")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let claims =
-            berth_domain::auth::verify_token("unit-test-secret", &token, 0).expect("valid token");
+            berth_domain::auth::verify_token("unit-test-secret", &token, now).expect("valid token");
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.role, Role::Admin);
         assert!(issue(&app, "alice", "root", "1h", &app.dir.join(".spin")).is_err());

@@ -191,10 +191,10 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
     tally.took = started.elapsed();
     print_tally(
         &format!(
-            "{} imports, host killed (kill -9) after {} were accepted, restarted in {:.1} s",
+            "{} imports, host killed (kill -9) after {} were accepted, serving again {} ms later",
             args.crash_imports,
             partial.accepted,
-            restart_took.as_secs_f64()
+            restart_took.as_millis()
         ),
         &tally,
     );
