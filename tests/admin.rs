@@ -268,7 +268,7 @@ fn who_may_write_what() {
     assert_eq!(anon.status, 401, "{}", anon.text);
 
     // A user's image is private to them unless an admin publishes it.
-    let mine = json!({"name": "alice-env:1", "registry_url": "harbor.remotegpu.com/alice/env:1"});
+    let mine = json!({"name": "alice-env:1", "registry_url": "registry.example.com/alice/env:1"});
     let r = alice.send("POST", "/api/v1/images", Some(&mine));
     let id = created_id(&r);
     let d = alice.get(&format!("/api/v1/images/{id}")).body["data"].clone();
@@ -693,8 +693,13 @@ fn deleting_the_base_of_a_running_build_is_refused() {
 fn admin_is_not_reachable_from_outside() {
     let app = TestApp::spawn();
     let token = app.token("root", berth_domain::auth::Role::Admin);
-    // The admin component has no public route: naming it as the host changes nothing.
-    for (method, path) in [("POST", "/api/v1/admin"), ("POST", "/"), ("GET", "/admin")] {
+    // The admin component has no public route: naming it as the host changes nothing. The
+    // paths the API does not serve belong to the portal, which refuses what it does not serve.
+    for (method, path, status) in [
+        ("POST", "/api/v1/admin", 404),
+        ("POST", "/", 405),
+        ("PUT", "/admin", 405),
+    ] {
         let r = app.raw(
             method,
             path,
@@ -705,7 +710,13 @@ fn admin_is_not_reachable_from_outside() {
             ],
             b"{}",
         );
-        assert_eq!(r.status, 404, "{method} {path}");
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        assert_eq!(
+            r.body["data"],
+            serde_json::Value::Null,
+            "{method} {path}: {}",
+            r.text
+        );
     }
     // Writes reach it only through the catalog's public paths.
     let r = app

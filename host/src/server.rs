@@ -380,7 +380,7 @@ impl Server {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        strip_forbidden_headers(&mut req);
+        strip_forbidden_headers(&mut req, self.local_addr.get().copied());
 
         let (resp, component) = if let Some(wk) = path.strip_prefix(WELL_KNOWN_PREFIX) {
             (self.well_known(wk), None)
@@ -733,14 +733,18 @@ fn stub_import(
 }
 
 /// Spin's `strip_forbidden_headers`.
-fn strip_forbidden_headers(req: &mut Request<WasiBody>) {
+fn strip_forbidden_headers(req: &mut Request<WasiBody>, own: Option<SocketAddr>) {
     let headers = req.headers_mut();
     if let Some(host) = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         && service_chaining_target(host).is_some()
     {
+        // A client naming a component's internal host reaches the app as itself.
         headers.remove(http::header::HOST);
+        if let Some(own) = own.and_then(|a| HeaderValue::from_str(&a.to_string()).ok()) {
+            headers.insert(http::header::HOST, own);
+        }
     }
     // Transport information for this hop only; guests forwarding it would break things.
     headers.remove(http::header::CONNECTION);
