@@ -419,17 +419,20 @@ fn missing_base(inner: &Inner, base: &str) -> Option<String> {
     if host != inner.opts.external_host && host != inner.addr.to_string() {
         return None;
     }
-    let (repo, tag) = match path.split_once('@') {
-        Some((repo, _digest)) => (repo, None),
-        None => match path.rsplit_once(':') {
-            Some((repo, tag)) => (repo, Some(tag)),
-            None => (path, Some("latest")),
-        },
+    // `repo[:tag][@digest]`: a digest names the content; a tag alone, whatever it points at.
+    let (named, digest) = match path.split_once('@') {
+        Some((named, digest)) => (named, Some(digest)),
+        None => (path, None),
+    };
+    let (repo, tag) = match named.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((repo, tag)) => (repo, Some(tag)),
+        None => (named, digest.is_none().then_some("latest")),
     };
     let st = lock(&inner.state);
-    let found = st
-        .repository_by_name(repo)
-        .is_some_and(|r| tag.is_none_or(|t| st.tag_in_repo(r.id, t).is_some()));
+    let found = st.repository_by_name(repo).is_some_and(|r| match digest {
+        Some(d) => st.artifact_by_digest(r.id, d).is_some(),
+        None => tag.is_none_or(|t| st.tag_in_repo(r.id, t).is_some()),
+    });
     (!found).then(|| format!("pull access denied for {base}: manifest unknown"))
 }
 
