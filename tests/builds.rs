@@ -175,9 +175,14 @@ fn tc_02_build_a_custom_image() {
         "signed with runner_secret: {sent}"
     );
     // The catalog name in FROM is sent as the reference the runner pulls.
-    assert_eq!(
-        sent["body"]["dockerfile"],
-        "FROM harbor.remotegpu.com/library/ubuntu20-pytorch:2.0\nRUN pip install transformers"
+    let dockerfile = sent["body"]["dockerfile"].as_str().unwrap_or_default();
+    let from = format!(
+        "FROM {}/library/ubuntu20-pytorch:2.0@sha256:",
+        harbor.sim.addr()
+    );
+    assert!(
+        dockerfile.starts_with(&from) && dockerfile.ends_with("\nRUN pip install transformers"),
+        "{dockerfile}"
     );
     assert_eq!(
         sent["body"]["push"]["repository"],

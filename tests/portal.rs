@@ -198,7 +198,7 @@ fn portal_in_a_real_browser() {
     });
     let source = "docker.io/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime";
     let destination = format!(
-        "{}/catalog/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime",
+        "{}/catalog/docker.io/pytorch/pytorch:2.0.0-cuda11.7-cudnn8-runtime",
         harbor.sim.addr()
     );
     let shots = screenshots_dir();

@@ -13,7 +13,8 @@ use berth_tests::{AppOptions, TestApp};
 use serde_json::{Value, json};
 
 /// The demo's runner secret (spin.toml's default `runner_secret`).
-const RUNNER_SECRET: &str = "berth-dev-runner-secret";
+/// What the test support sets `runner_secret` to (tests/support/mod.rs).
+const RUNNER_SECRET: &str = "test-runner-secret";
 
 fn missing_tools() -> Vec<String> {
     let mut missing: Vec<String> = ["buildah", "skopeo", "docker-registry"]
@@ -111,7 +112,7 @@ fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
         })
         .unwrap_or_else(|| panic!("no official busybox image: {}", list.text))
         .clone();
-    assert_eq!(base["status"], "ready", "{base}");
+    assert_eq!(base["availability"], "ready", "{base}");
     Some(RealApp {
         app,
         runner_url,
