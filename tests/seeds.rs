@@ -1044,7 +1044,7 @@ fn official_images_name_the_configured_harbor_which_holds_them() {
     created_id(&app.as_admin().send(
         "POST",
         "/api/v1/images",
-        Some(&json!({"name": "nothing-here:1", "registry_url": format!("{registry}/library/nothing-here:1")})),
+        Some(&json!({"name": "nothing-here:1", "registry_url": format!("{registry}/library/nothing-here:1"), "is_official": true})),
     ));
     let missing = wait(&build("from-missing:1", "nothing-here:1"));
     assert_eq!(missing["status"], "failed", "{missing}");
