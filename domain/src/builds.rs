@@ -764,6 +764,13 @@ async fn stop_in_runner<S: HttpSender>(ctx: &Context<'_>, sender: &S, id: &str, 
     let _ = sender.send(request).await;
 }
 
+/// The build, if `caller` owns it or is an admin; otherwise 404, as if it did not exist.
+fn visible_build(ctx: &Context<'_>, id: &str, caller: &Caller) -> Result<BuildRow, ApiError> {
+    load(ctx, id)?
+        .filter(|b| caller.is_admin() || b.owner == caller.name)
+        .ok_or_else(|| ApiError::not_found(format!("build {id} not found")))
+}
+
 /// `POST /api/v1/builds/{id}/cancel` (owner or admin): the build fails as cancelled and
 /// the runner stops it. 409 once the build has ended.
 pub async fn cancel<S: HttpSender>(
@@ -773,11 +780,7 @@ pub async fn cancel<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure_for(ctx)?;
-    let not_found = || ApiError::not_found(format!("build {id} not found"));
-    let build = load(ctx, id)?.ok_or_else(not_found)?;
-    if !caller.is_admin() && build.owner != caller.name {
-        return Err(not_found());
-    }
+    let build = visible_build(ctx, id, caller)?;
     let message = format!("cancelled by {}", caller.name);
     if !finish(ctx, &build.id, "failed", Some(&message), None)? {
         return Err(ApiError::conflict(format!(
@@ -786,7 +789,7 @@ pub async fn cancel<S: HttpSender>(
         )));
     }
     stop_in_runner(ctx, &sender, &build.id, &message).await;
-    let build = load(ctx, id)?.ok_or_else(not_found)?;
+    let build = visible_build(ctx, id, caller)?;
     Ok(Api::V1.ok(build.view()))
 }
 
@@ -801,11 +804,7 @@ pub async fn get<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure_for(ctx)?;
-    let not_found = || ApiError::not_found(format!("build {id} not found"));
-    let build = load(ctx, id)?.ok_or_else(not_found)?;
-    if !caller.is_admin() && build.owner != caller.name {
-        return Err(not_found());
-    }
+    let build = visible_build(ctx, id, caller)?;
     let quiet = time::parse(&build.updated_at).is_none_or(|t| {
         ctx.now - t.timestamp()
             >= ctx
@@ -828,9 +827,9 @@ pub async fn get<S: HttpSender>(
             }
         }
     }
-    let build = load(ctx, id)?.ok_or_else(not_found)?;
+    let build = visible_build(ctx, id, caller)?;
     let build = if expire(ctx, &sender, &build).await? {
-        load(ctx, id)?.ok_or_else(not_found)?
+        visible_build(ctx, id, caller)?
     } else {
         build
     };

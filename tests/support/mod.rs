@@ -21,6 +21,7 @@ pub mod fixtures;
 pub mod harbor;
 pub mod postgres;
 pub mod proxy;
+pub mod tally;
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
