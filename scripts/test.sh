@@ -33,12 +33,14 @@ if [ ! -d portal/node_modules ]; then
 fi
 
 # Real builds (tests/runner.rs): buildah, skopeo, the CNCF registry and a static busybox
-# (the offline base image) from Debian when missing.
+# (the offline base image), Python with pip (the Python base) from Debian when missing.
 missing_build_tools=""
 for t in buildah skopeo docker-registry; do
   command -v "$t" >/dev/null 2>&1 || missing_build_tools="$missing_build_tools $t"
 done
 [ -x /bin/busybox ] || missing_build_tools="$missing_build_tools busybox-static"
+# Python and pip for the offline Python base image (packages builds).
+/usr/bin/python3 -c 'import pip' 2>/dev/null || missing_build_tools="$missing_build_tools python3-pip"
 if [ -n "$missing_build_tools" ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi

@@ -1,7 +1,8 @@
 //! Real builds end to end: `berth up --runner buildah` starts berth-runner and a
 //! docker-registry on loopback; builds run in buildah, are pushed to that registry, the
 //! registry's notifications reach the Harbor simulator, which reads the real manifest and
-//! sends PUSH_ARTIFACT to berth. Needs buildah, skopeo, docker-registry and busybox-static
+//! sends PUSH_ARTIFACT to berth. Needs buildah, skopeo, docker-registry, busybox-static and
+//! python3-pip
 //! (scripts/test.sh installs them) and root (buildah's chroot isolation): without them the
 //! tests are skipped with a message, and fail when `CI` is set.
 
@@ -35,6 +36,13 @@ fn missing_tools() -> Vec<String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import pip"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        missing.push("python3-pip".into());
+    }
     if uid != "0" {
         missing.push("root (buildah --isolation chroot)".into());
     }
@@ -50,7 +58,8 @@ struct RealApp {
     base_ref: String,
 }
 
-fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
+/// Whether the tools are missing (the test is then skipped, with a message; in CI it fails).
+fn skipped() -> bool {
     let missing = missing_tools();
     if !missing.is_empty() {
         assert!(
@@ -62,6 +71,12 @@ fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
             "SKIPPED: real-build tests need {} (scripts/test.sh installs them)",
             missing.join(", ")
         );
+    }
+    !missing.is_empty()
+}
+
+fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
+    if skipped() {
         return None;
     }
     let app = TestApp::spawn_with(AppOptions {
@@ -340,30 +355,201 @@ fn dockerfile_and_environment_builds_push_real_images() {
     assert!(build["image_id"].is_null());
 }
 
+/// A PEP 503 simple index on loopback holding one tiny pure-Python wheel; records the
+/// paths it served.
+struct PackageIndex {
+    url: String,
+    served: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+const WHEEL: &str = "berthdemo-1.0-py3-none-any.whl";
+
+impl PackageIndex {
+    fn start(dir: &std::path::Path) -> PackageIndex {
+        // A wheel is a zip: the module, and METADATA, WHEEL and RECORD in its .dist-info.
+        let wheel_path = dir.join(WHEEL);
+        let made = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(
+                "import sys, zipfile\n\
+                 files = {'berthdemo.py': 'GREETING = \"hello from berthdemo\"\\n',\n\
+                 'berthdemo-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\\nName: berthdemo\\nVersion: 1.0\\n',\n\
+                 'berthdemo-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\\nGenerator: berth-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}\n\
+                 record = ''.join(f'{n},,\\n' for n in files) + 'berthdemo-1.0.dist-info/RECORD,,\\n'\n\
+                 with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+                 \x20   for n, t in files.items(): z.writestr(n, t)\n\
+                 \x20   z.writestr('berthdemo-1.0.dist-info/RECORD', record)\n",
+            )
+            .arg(&wheel_path)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let wheel = std::fs::read(&wheel_path).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/simple", listener.local_addr().unwrap());
+        let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = served.clone();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, BufReader, Write};
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                // The headers end with an empty line; there is no body to read.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request.split(' ').nth(1).unwrap_or("").to_owned();
+                log.lock().unwrap().push(path.clone());
+                let page = format!(
+                    "<!DOCTYPE html><html><body><a href=\"/files/{WHEEL}\">{WHEEL}</a></body></html>"
+                );
+                let (status, kind, body) = match path.as_str() {
+                    "/simple/berthdemo/" => ("200 OK", "text/html", page.into_bytes()),
+                    p if p == format!("/files/{WHEEL}") => {
+                        ("200 OK", "application/octet-stream", wheel.clone())
+                    }
+                    _ => ("404 Not Found", "text/plain", b"not here".to_vec()),
+                };
+                let mut out = &stream;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = out.write_all(&body);
+            }
+        });
+        PackageIndex { url, served }
+    }
+}
+
 #[test]
-fn packages_build_runs_the_generated_dockerfile_with_the_mirror() {
-    let Some(real) = start(
-        600,
-        &[("BERTH_RUNNER_PIP_INDEX_URL", "http://127.0.0.1:9/simple")],
-    ) else {
+fn packages_build_installs_from_the_configured_index_and_pushes() {
+    if skipped() {
+        return;
+    }
+    let wheels = tempfile::tempdir().unwrap();
+    let index = PackageIndex::start(wheels.path());
+    let Some(real) = start(600, &[("BERTH_RUNNER_PIP_INDEX_URL", &index.url)]) else {
         return;
     };
-    // The busybox base has no pip: the generated Dockerfile runs in buildah, with the
-    // configured index, and the build fails with pip's absence in its log tail.
+    // berth up lists a Python base (the machine's python3 and pip) after the busybox one.
+    let listed = Instant::now();
+    while !real.app.output().contains("Base image python:") {
+        assert!(
+            listed.elapsed() < Duration::from_secs(60),
+            "no Python base image was listed:\n{}",
+            real.app.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = real
+        .app
+        .as_user("bob")
+        .get("/api/v1/images?name=python&is_official=true");
+    let python = list.body["data"]["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|i| i["name"].as_str().unwrap_or("").starts_with("python"))
+        })
+        .unwrap_or_else(|| panic!("no official python image: {}", list.text))
+        .clone();
+    assert_eq!(python["availability"], "ready", "{python}");
+
     let id = real.build(
         "bob",
-        json!({"name": "with-pkgs:1.0", "mode": "packages", "base_image": real.base_name,
-               "packages": {"pip": ["requests==2.31.0"]}}),
+        json!({"name": "with-pkgs:1.0", "mode": "packages", "base_image": python["name"],
+               "packages": {"pip": ["berthdemo==1.0"]}}),
+    );
+    let build = real.wait_build("bob", &id);
+    let reference = real.assert_pushed("bob", &build);
+    // pip fetched the wheel from the configured index.
+    let served = index.served.lock().unwrap().clone();
+    assert!(
+        served.contains(&"/simple/berthdemo/".to_owned()),
+        "{served:?}"
+    );
+    assert!(served.contains(&format!("/files/{WHEEL}")), "{served:?}");
+    // The image has the base's layers and the build's, whose history is the pip install.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--config"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        config["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        3,
+        "busybox, python and the build: {config}"
+    );
+    assert!(
+        config["history"].to_string().contains("pip install"),
+        "{config}"
+    );
+    // The package is really in the pushed image: Python imports it there.
+    let envs = real.environments();
+    let created = Command::new("buildah")
+        .args(&envs)
+        .args(["from", "--tls-verify=false", "--name", "check-pkgs"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let ran = Command::new("buildah")
+        .args(&envs)
+        .args(["run", "--isolation", "chroot", "check-pkgs", "--"])
+        .args([
+            "python3",
+            "-c",
+            "import berthdemo; print(berthdemo.GREETING)",
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("buildah")
+        .args(&envs)
+        .args(["rm", "check-pkgs"])
+        .output();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout).trim(),
+        "hello from berthdemo"
+    );
+
+    // The busybox base has no pip: the same packages build on it fails, and its log tail
+    // shows the generated Dockerfile's pip install, with the configured index, not found.
+    let id = real.build(
+        "bob",
+        json!({"name": "no-pip:1.0", "mode": "packages", "base_image": real.base_name,
+               "packages": {"pip": ["berthdemo==1.0"]}}),
     );
     let build = real.wait_build("bob", &id);
     assert_eq!(build["status"], "failed", "{build}");
     let tail = build["log_tail"].as_str().unwrap();
     assert!(tail.contains("pip install"), "{tail}");
     assert!(
-        tail.contains("--index-url http://127.0.0.1:9/simple"),
+        tail.contains(&format!("--index-url {}", index.url)),
         "{tail}"
     );
     assert!(tail.contains("pip: not found"), "{tail}");
+    assert!(build["image_id"].is_null());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! and `berth-runner` (built with berth, found beside it). Builds are pushed to that
 //! registry; its notifications tell the simulator, which reads the real manifest and sends
 //! PUSH_ARTIFACT to berth. A small real base image (Debian's static busybox) is pushed at
-//! start-up and listed in the catalog, so Dockerfiles with `RUN` steps build offline.
+//! start-up and listed in the catalog, so Dockerfiles with `RUN` steps build offline; a
+//! second one adds the machine's Python and pip (Debian's python3-pip) for packages builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,10 +19,18 @@ pub struct RealBuilds {
     /// `127.0.0.1:PORT`, the registry builds push to (berth's `harbor_registry_host`).
     pub registry_host: String,
     pub runner_url: String,
-    /// The catalog name and reference of the busybox base image.
-    pub base_name: String,
-    pub base_ref: String,
+    /// The base images to list in the catalog (busybox first).
+    pub bases: Vec<BaseImage>,
     _children: Vec<Child>,
+}
+
+/// A base image pushed at start-up, listed in the catalog as an official image.
+#[derive(Clone, Debug)]
+pub struct BaseImage {
+    pub name: String,
+    pub reference: String,
+    pub display_name: String,
+    pub description: String,
 }
 
 /// The registry's port and the token its notifications carry, chosen before the
@@ -173,28 +182,54 @@ pub async fn start(
 
     let work = state_dir.join("runner");
     let version = busybox_version(&busybox);
-    let base_name = format!("busybox:{version}");
-    let base_ref = format!("{registry_host}/library/busybox:{version}");
-    let out = Command::new(&runner)
-        .args([
-            "busybox-image",
-            "--tls-verify",
-            "false",
-            "--push",
-            &base_ref,
-        ])
-        .arg("--busybox")
-        .arg(&busybox)
-        .arg("--work-dir")
-        .arg(&work)
-        .output()
-        .await
-        .context("cannot run berth-runner busybox-image")?;
-    if !out.status.success() {
-        bail!(
-            "cannot build the busybox base image:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let busybox_ref = format!("{registry_host}/library/busybox:{version}");
+    base_image(
+        &runner,
+        &work,
+        "busybox-image",
+        &[
+            "--push".as_ref(),
+            busybox_ref.as_ref(),
+            "--busybox".as_ref(),
+            busybox.as_os_str(),
+        ],
+    )
+    .await?;
+    let mut bases = vec![BaseImage {
+        name: format!("busybox:{version}"),
+        reference: busybox_ref.clone(),
+        display_name: format!("BusyBox {version} (static, offline base image)"),
+        description: "Debian's static busybox on an empty image: a small real base for builds that must work offline.".into(),
+    }];
+    // Python and pip for packages builds: where Debian's python3-pip is installed.
+    match python_version() {
+        Some(py) => {
+            let python_ref = format!("{registry_host}/library/python:{py}");
+            let pushed = base_image(
+                &runner,
+                &work,
+                "python-image",
+                &[
+                    "--push".as_ref(),
+                    python_ref.as_ref(),
+                    "--from".as_ref(),
+                    busybox_ref.as_ref(),
+                ],
+            )
+            .await;
+            match pushed {
+                Ok(()) => bases.push(BaseImage {
+                    name: format!("python:{py}"),
+                    reference: python_ref,
+                    display_name: format!("Python {py} with pip (offline base image)"),
+                    description: "The machine's Debian Python and pip on the busybox base: packages builds with pip work offline against a local index.".into(),
+                }),
+                Err(e) => eprintln!("warning: no Python base image: {e:#}"),
+            }
+        }
+        None => eprintln!(
+            "warning: no Python base image (packages builds need one): apt-get install python3-pip"
+        ),
     }
 
     let runner_port = free_port()?;
@@ -232,22 +267,60 @@ pub async fn start(
     Ok(RealBuilds {
         registry_host,
         runner_url,
-        base_name,
-        base_ref,
+        bases,
         _children: children,
     })
 }
 
-/// Lists the busybox base in the catalog as an official image, once berth serves on
+/// `3.11` when Debian's /usr/bin/python3 can import pip.
+fn python_version() -> Option<String> {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, pip; print('%d.%d' % sys.version_info[:2])",
+        ])
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .then_some(v)
+}
+
+/// Runs `berth-runner <command> --tls-verify false --work-dir <work> <args>`.
+async fn base_image(
+    runner: &Path,
+    work: &Path,
+    command: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<()> {
+    let out = Command::new(runner)
+        .args([command, "--tls-verify", "false"])
+        .arg("--work-dir")
+        .arg(work)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("cannot run berth-runner {command}"))?;
+    if !out.status.success() {
+        bail!(
+            "berth-runner {command} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Lists a base image in the catalog as an official image, once berth serves on
 /// `base_url` (a later start with the same state dir points it at the new registry).
-pub fn register_base(base_url: &str, admin_token: &str, name: &str, reference: &str) -> Result<()> {
+pub fn register_base(base_url: &str, admin_token: &str, base: &BaseImage) -> Result<()> {
+    let (name, reference) = (base.name.as_str(), base.reference.as_str());
     let start = Instant::now();
     let auth = format!("Bearer {admin_token}");
     let images = format!("{base_url}/api/v1/images");
     let body = serde_json::json!({
         "name": name,
-        "display_name": format!("BusyBox {} (static, offline base image)", name.trim_start_matches("busybox:")),
-        "description": "Debian's static busybox on an empty image: a small real base for builds that must work offline.",
+        "display_name": base.display_name,
+        "description": base.description,
         "category": "base",
         "is_official": true,
         "chip_type": "CPU",

@@ -167,12 +167,17 @@ fn run(command: Command) -> Result<()> {
                 if let Some(real) = &demo.real_builds {
                     let token = token::issue(&app, "berth-up", "admin", "10m", &state_dir)?;
                     let base_url = format!("http://{listen}");
-                    let (name, reference) = (real.base_name.clone(), real.base_ref.clone());
+                    let bases = real.bases.clone();
                     tokio::task::spawn_blocking(move || {
-                        match demo_buildah::register_base(&base_url, &token, &name, &reference) {
-                            Ok(()) => println!("Base image {name} ({reference}) is in the catalog"),
-                            Err(e) => {
-                                eprintln!("warning: cannot list the base image {name}: {e:#}")
+                        for base in bases {
+                            let (name, reference) = (&base.name, &base.reference);
+                            match demo_buildah::register_base(&base_url, &token, &base) {
+                                Ok(()) => {
+                                    println!("Base image {name} ({reference}) is in the catalog")
+                                }
+                                Err(e) => {
+                                    eprintln!("warning: cannot list the base image {name}: {e:#}")
+                                }
                             }
                         }
                     });

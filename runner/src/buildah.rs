@@ -32,13 +32,13 @@ pub enum Stop {
 const QUOTA_CHECK_EVERY: Duration = Duration::from_secs(3);
 
 /// What a running step watches besides the process itself.
-struct Watch<'a> {
-    log: &'a Mutex<LogTail>,
-    cancel: watch::Receiver<Option<String>>,
-    deadline: Instant,
-    timeout_seconds: u64,
+pub struct Watch<'a> {
+    pub log: &'a Mutex<LogTail>,
+    pub cancel: watch::Receiver<Option<String>>,
+    pub deadline: Instant,
+    pub timeout_seconds: u64,
     /// The directory all builds share and the bytes it may hold.
-    quota: Option<(PathBuf, u64)>,
+    pub quota: Option<(PathBuf, u64)>,
 }
 
 /// Builds (or commits) and pushes one job; returns the pushed manifest's digest.
@@ -95,14 +95,7 @@ async fn run_in(config: &Config, job: &Arc<Job>, dir: &Path) -> Result<String, S
             let mut args = storage.clone();
             args.extend(bud_args(b, &dockerfile, &image));
             if spec.mode == Mode::Packages {
-                for (name, value) in [
-                    ("PIP_INDEX_URL", &config.pip_index_url),
-                    ("APT_MIRROR", &config.apt_mirror),
-                ] {
-                    if let Some(v) = value {
-                        args.extend(["--build-arg".into(), format!("{name}={v}")]);
-                    }
-                }
+                args.extend(mirror_build_args(config));
             }
             args.push(context.display().to_string());
             step(b, &args, &mut watch, "the build").await?;
@@ -162,7 +155,20 @@ async fn run_in(config: &Config, job: &Arc<Job>, dir: &Path) -> Result<String, S
     }
 }
 
-fn bud_args(b: &BuildahConfig, dockerfile: &Path, image: &str) -> Vec<String> {
+/// The mirrors a packages build installs from, as the build arguments berth's generated
+/// Dockerfile reads (`ARG APT_MIRROR`, `ARG PIP_INDEX_URL`).
+fn mirror_build_args(config: &Config) -> Vec<String> {
+    [
+        ("PIP_INDEX_URL", &config.pip_index_url),
+        ("APT_MIRROR", &config.apt_mirror),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some(["--build-arg".into(), format!("{name}={}", value.as_ref()?)]))
+    .flatten()
+    .collect()
+}
+
+pub fn bud_args(b: &BuildahConfig, dockerfile: &Path, image: &str) -> Vec<String> {
     vec![
         "bud".into(),
         "--isolation".into(),
@@ -204,7 +210,7 @@ async fn push(
 }
 
 /// buildah's global options for a build's own storage.
-fn build_storage(dir: &Path) -> Vec<String> {
+pub fn build_storage(dir: &Path) -> Vec<String> {
     vec![
         "--root".into(),
         dir.join("storage").display().to_string(),
@@ -249,7 +255,7 @@ fn write_authfile(
 /// Runs one buildah command, its output going to the log tail; stops it (the whole process
 /// group: buildah and the RUN step it started) when the build is cancelled, times out or
 /// its storage grows past the quota.
-async fn step(
+pub async fn step(
     b: &BuildahConfig,
     args: &[String],
     w: &mut Watch<'_>,
@@ -365,7 +371,7 @@ async fn quiet(b: &BuildahConfig, args: &[String]) -> bool {
 
 /// Removes a build's containers, images and directory (unmounting what a stopped buildah
 /// left mounted).
-async fn remove_build_storage(b: &BuildahConfig, dir: &Path) {
+pub async fn remove_build_storage(b: &BuildahConfig, dir: &Path) {
     if !dir.join("storage").exists() && !dir.exists() {
         return;
     }
@@ -434,64 +440,38 @@ pub async fn dir_size(dir: PathBuf) -> u64 {
     .unwrap_or(0)
 }
 
-/// `berth-runner busybox-image`: a base image of Debian's static busybox, for builds that
-/// must work offline (the demo and the tests).
-pub async fn busybox_image(b: &BuildahConfig, busybox: &Path, target: &str) -> anyhow::Result<()> {
-    let dir = b
-        .work_dir
-        .join(format!("busybox-image-{}", std::process::id()));
-    let result = async {
-        let context = dir.join("context");
-        std::fs::create_dir_all(&context)?;
-        std::fs::copy(busybox, context.join("busybox"))
-            .map_err(|e| anyhow::anyhow!("cannot copy {}: {e}", busybox.display()))?;
-        std::fs::write(
-            context.join("Dockerfile"),
-            "FROM scratch\n\
-             COPY busybox /bin/busybox\n\
-             RUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/sbin\", \"/usr/bin\", \"/usr/sbin\", \"/tmp\", \"/root\", \"/etc\"]\n\
-             RUN [\"/bin/busybox\", \"--install\", \"-s\"]\n\
-             ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-             CMD [\"/bin/sh\"]\n",
-        )?;
-        let log = Mutex::new(LogTail::new(16 * 1024, Vec::new()));
-        let (_keep, cancel) = watch::channel(None);
-        let mut w = Watch {
-            log: &log,
-            cancel,
-            deadline: Instant::now() + Duration::from_secs(600),
-            timeout_seconds: 600,
-            quota: None,
-        };
-        let image = "localhost/berth-busybox";
-        let storage = build_storage(&dir);
-        let fail = |s: Stop| {
-            anyhow::anyhow!(
-                "{}\n{}",
-                match s {
-                    Stop::Cancelled(m) | Stop::Failed(m) => m,
-                },
-                log.lock().expect("log lock").text()
-            )
-        };
-        let mut args = storage.clone();
-        args.extend(bud_args(b, &context.join("Dockerfile"), image));
-        args.push(context.display().to_string());
-        step(b, &args, &mut w, "the build").await.map_err(fail)?;
-        let mut push = storage.clone();
-        push.extend([
-            "push".into(),
-            format!("--tls-verify={}", b.tls_verify),
-            image.into(),
-            format!("docker://{target}"),
-        ]);
-        step(b, &push, &mut w, "the push").await.map_err(fail)?;
-        anyhow::Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: Config,
     }
-    .await;
-    remove_build_storage(b, &dir).await;
-    if result.is_ok() {
-        println!("pushed {target}");
+
+    #[test]
+    fn packages_builds_get_the_configured_mirrors_as_build_arguments() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["serve", "--secret", "s"];
+            all.extend(args);
+            Serve::parse_from(all).config
+        };
+        assert!(mirror_build_args(&config(&[])).is_empty());
+        assert_eq!(
+            mirror_build_args(&config(&[
+                "--apt-mirror",
+                "http://apt.internal/debian",
+                "--pip-index-url",
+                "http://pypi.internal/simple"
+            ])),
+            [
+                "--build-arg",
+                "PIP_INDEX_URL=http://pypi.internal/simple",
+                "--build-arg",
+                "APT_MIRROR=http://apt.internal/debian"
+            ]
+        );
     }
-    result
 }

@@ -2,6 +2,7 @@
 //! docs/runner.md), runs each job with buildah in storage of its own, pushes the image to
 //! the registry the job names and reports to berth's status callback.
 
+mod base_images;
 mod buildah;
 mod jobs;
 mod log_tail;
@@ -39,6 +40,21 @@ enum Command {
         /// The static busybox binary to copy in.
         #[arg(long, default_value = "/bin/busybox")]
         busybox: PathBuf,
+        #[command(flatten)]
+        buildah: BuildahConfig,
+    },
+    /// Build a base image with this machine's Python and pip on top of a busybox base
+    /// (offline `packages` builds) and push it.
+    PythonImage {
+        /// The image reference to push, e.g. `127.0.0.1:5000/library/python:3.11`.
+        #[arg(long)]
+        push: String,
+        /// The busybox base it starts from (for its shell).
+        #[arg(long)]
+        from: String,
+        /// The Python interpreter to copy in, with its standard library and pip.
+        #[arg(long, default_value = "/usr/bin/python3")]
+        python: PathBuf,
         #[command(flatten)]
         buildah: BuildahConfig,
     },
@@ -144,7 +160,13 @@ fn main() -> ExitCode {
                 push,
                 busybox,
                 buildah,
-            } => buildah::busybox_image(&buildah, &busybox, &push).await,
+            } => base_images::busybox_image(&buildah, &busybox, &push).await,
+            Command::PythonImage {
+                push,
+                from,
+                python,
+                buildah,
+            } => base_images::python_image(&buildah, &python, &from, &push).await,
             Command::Supervise { command } => supervise::run(&command).await,
         }
     });
