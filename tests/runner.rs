@@ -11,6 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_tests::{AppOptions, TestApp};
+
+mod fake_kubernetes;
+use fake_kubernetes::FakeKubernetes;
 use serde_json::{Value, json};
 
 /// The demo's runner secret (spin.toml's default `runner_secret`).
@@ -714,4 +717,190 @@ fn four_builds_under_a_limit_of_two_queue_and_all_finish() {
         let build = real.wait_build("carol", id);
         real.assert_pushed("carol", &build);
     }
+}
+
+/// `--executor kubernetes`: the runner (started by berth up, configured through its
+/// environment) creates one Job per build in a fake API server, whose kubelet runs the
+/// Job's pod (`berth-runner build-one`) on this machine: the build really runs in buildah,
+/// reports to berth and pushes; the Job's status ends the runner's record; a cancel deletes
+/// the Job.
+#[test]
+fn kubernetes_executor_runs_each_build_as_a_job() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runner_bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("berth-runner");
+    let kube = FakeKubernetes::start(dir.path(), [("berth-runner".to_owned(), runner_bin)].into());
+    let token_file = kube.token_file.display().to_string();
+    let Some(real) = start(
+        600,
+        &[
+            ("BERTH_RUNNER_EXECUTOR", "kubernetes"),
+            ("BERTH_RUNNER_KUBE_API_URL", &kube.url),
+            ("BERTH_RUNNER_KUBE_TOKEN_FILE", &token_file),
+            ("BERTH_RUNNER_KUBE_NAMESPACE", fake_kubernetes::NAMESPACE),
+            (
+                "BERTH_RUNNER_KUBE_JOB_IMAGE",
+                "registry.example.com/berth/berth-runner:0.1.0",
+            ),
+            ("BERTH_RUNNER_KUBE_POLL_MILLIS", "200"),
+            ("BERTH_RUNNER_TIMEOUT_SECONDS", "900"),
+        ],
+    ) else {
+        return;
+    };
+    let job_of = |id: &str| -> (String, Value) {
+        let state = kube.state.lock().unwrap();
+        state
+            .jobs
+            .iter()
+            .find(|(_, j)| j["metadata"]["annotations"]["berth.dev/build-id"] == id)
+            .map(|(n, j)| (n.clone(), j.clone()))
+            .unwrap_or_else(|| panic!("no Job for {id}: {:?}", state.jobs.keys()))
+    };
+
+    // A build succeeds through its Job.
+    let id = real.build(
+        "alice",
+        json!({"name": "via-k8s:1.0", "base_image": real.base_name,
+               "dockerfile": format!("FROM {}\nRUN echo from-a-job > /job.txt\n", real.base_name)}),
+    );
+    let build = real.wait_build("alice", &id);
+    let reference = real.assert_pushed("alice", &build);
+    let (name, job) = job_of(&id);
+    assert!(name.starts_with(&format!("berth-build-{id}-")), "{name}");
+    assert_eq!(job["metadata"]["labels"]["berth.dev/build"], name.as_str());
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["berth.dev/build"],
+        name.as_str()
+    );
+    assert_eq!(job["spec"]["activeDeadlineSeconds"], 900);
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        "registry.example.com/berth/berth-runner:0.1.0"
+    );
+    assert_eq!(container["command"], json!(["berth-runner"]));
+    assert_eq!(container["args"][0], "build-one");
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--timeout-seconds=900"))
+    );
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert_eq!(container["resources"]["limits"]["memory"], "8Gi");
+    assert!(
+        container["resources"]["limits"]["cpu"].is_string(),
+        "{container}"
+    );
+    // The job reaches the pod through a Secret the Job owns, never in the Job itself.
+    let env = container["env"].to_string();
+    assert!(
+        env.contains(r#""secretKeyRef":{"key":"job.json","name":""#),
+        "{env}"
+    );
+    assert!(!job.to_string().contains("\"callback\""), "{job}");
+    {
+        let state = kube.state.lock().unwrap();
+        let secret = &state.secrets[&name];
+        assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Job");
+        assert_eq!(
+            secret["metadata"]["ownerReferences"][0]["uid"],
+            job["metadata"]["uid"]
+        );
+        assert_eq!(state.unauthorized, 0);
+    }
+    // The runner's record has the digest the pod pushed (its termination message).
+    wait_until("the runner did not record the push", || {
+        real.runner_job(&id).1["status"]["state"] == "pushed"
+    });
+    let inspected = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        real.runner_job(&id).1["status"]["digest"],
+        String::from_utf8_lossy(&inspected.stdout).trim()
+    );
+
+    // A failing build: the pod reports buildah's error to berth, the Job is Failed.
+    let id = real.build(
+        "alice",
+        json!({"name": "k8s-broken:1.0",
+               "dockerfile": format!("FROM {}\nRUN echo job-fails-5 && exit 5\n", real.base_ref)}),
+    );
+    let build = real.wait_build("alice", &id);
+    assert_eq!(build["status"], "failed", "{build}");
+    assert!(
+        build["message"].as_str().unwrap().contains("exit status 5"),
+        "{build}"
+    );
+    assert!(
+        build["log_tail"].as_str().unwrap().contains("job-fails-5"),
+        "{build}"
+    );
+    wait_until("the runner did not see the Job fail", || {
+        real.runner_job(&id).1["status"]["state"] == "failed"
+    });
+    let (_, job) = job_of(&id);
+    assert_eq!(job["status"]["conditions"][0]["type"], "Failed");
+    let (_, record) = real.runner_job(&id);
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BackoffLimitExceeded"),
+        "{record}"
+    );
+
+    // A cancel deletes the Job (in the background) and so stops its pod and RUN step.
+    let id = real.build(
+        "alice",
+        json!({"name": "k8s-long:1.0", "dockerfile": format!("FROM {}\nRUN sleep 3119\n", real.base_ref)}),
+    );
+    wait_until("the RUN step did not start in the pod", || {
+        process_running("sleep 3119")
+    });
+    let (name, _) = job_of(&id);
+    let r = real
+        .app
+        .as_user("alice")
+        .send("POST", &format!("/api/v1/builds/{id}/cancel"), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_until("the Job was not deleted", || {
+        kube.state
+            .lock()
+            .unwrap()
+            .deletions
+            .contains(&(name.clone(), "propagationPolicy=Background".into()))
+    });
+    assert!(!kube.state.lock().unwrap().jobs.contains_key(&name));
+    assert!(!kube.state.lock().unwrap().secrets.contains_key(&name));
+    wait_until("the runner did not record the cancel", || {
+        real.runner_job(&id).1["status"]["state"] == "cancelled"
+    });
+    wait_until("the pod's RUN step still runs", || {
+        !process_running("sleep 3119")
+    });
 }

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
-use crate::Config;
 use crate::buildah;
+use crate::kubernetes::Kubernetes;
 use crate::log_tail::LogTail;
+use crate::{Config, Executor};
 
 /// Jobs remembered after they end (for `GET /runner/jobs/{id}` and duplicate POSTs).
 const FINISHED_KEPT: usize = 500;
@@ -179,6 +180,8 @@ pub struct Runner {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
     slots: Arc<Semaphore>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Set under `--executor kubernetes`: builds run as Kubernetes Jobs.
+    kube: Option<Kubernetes>,
 }
 
 /// Why a job was not accepted.
@@ -189,11 +192,17 @@ pub enum Refusal {
 }
 
 impl Runner {
+    /// The runner `serve` runs: jobs must be signed with the secret.
     pub fn new(config: Config) -> anyhow::Result<Runner> {
         anyhow::ensure!(
             !config.secret.is_empty(),
             "the job signing secret is empty (set --secret or BERTH_RUNNER_SECRET)"
         );
+        Runner::unsigned(config)
+    }
+
+    /// A runner without a job server (`build-one`: the job comes from the pod's Secret).
+    fn unsigned(config: Config) -> anyhow::Result<Runner> {
         anyhow::ensure!(
             config.max_concurrent >= 1,
             "--max-concurrent must be at least 1"
@@ -204,7 +213,12 @@ impl Runner {
                 config.buildah.work_dir.display()
             )
         })?;
+        let kube = match config.executor {
+            Executor::Kubernetes => Some(Kubernetes::new(&config.kube)?),
+            Executor::Buildah => None,
+        };
         Ok(Runner {
+            kube,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
             jobs: Mutex::new(HashMap::new()),
@@ -226,13 +240,24 @@ impl Runner {
     /// Accepts a job: it waits for a slot, then builds. A POST of a job still in flight
     /// is the same job (berth may retry).
     pub fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<Arc<Job>, Refusal> {
+        let (job, new) = self.accept(spec)?;
+        if new {
+            let runner = self.clone();
+            let task_job = job.clone();
+            tokio::spawn(async move { runner.run(task_job).await });
+        }
+        Ok(job)
+    }
+
+    /// Records a job (or finds the same one in flight: `false`), without running it.
+    fn accept(&self, spec: JobSpec) -> Result<(Arc<Job>, bool), Refusal> {
         spec.validate().map_err(Refusal::Invalid)?;
         let mut jobs = self.jobs.lock().expect("jobs lock");
         if let Some(existing) = jobs.get(&spec.build_id) {
             return if existing.state().is_final() {
                 Err(Refusal::Finished)
             } else {
-                Ok(existing.clone())
+                Ok((existing.clone(), false))
             };
         }
         let waiting = jobs
@@ -260,11 +285,7 @@ impl Runner {
             cancel: watch::channel(None).0,
         });
         jobs.insert(job.spec.build_id.clone(), job.clone());
-        drop(jobs);
-        let runner = self.clone();
-        let task_job = job.clone();
-        tokio::spawn(async move { runner.run(task_job).await });
-        Ok(job)
+        Ok((job, true))
     }
 
     /// Stops a build (berth cancelled it, or its deadline passed). Returns the state before.
@@ -293,7 +314,10 @@ impl Runner {
         tracing::info!(build = %id, mode = ?job.spec.mode, target = %job.spec.target(), "build started");
         self.callback(&job, json!({"status": "running", "log_tail": format!("building {} from {} on berth-runner", job.spec.target(), job.spec.base_image.as_deref().or(job.spec.environment_id.as_deref()).unwrap_or("scratch"))}))
             .await;
-        let outcome = buildah::run_job(&self.config, &job).await;
+        let outcome = match &self.kube {
+            Some(kube) => kube.run_job(&self.config, &job).await,
+            None => buildah::run_job(&self.config, &job).await,
+        };
         drop(permit);
         match outcome {
             Ok(digest) => {
@@ -364,6 +388,46 @@ impl Runner {
             }
             tokio::time::sleep(Duration::from_secs(attempt)).await;
         }
+    }
+}
+
+/// `berth-runner build-one`: the job from `BERTH_RUNNER_JOB`, run as `serve` runs a job
+/// (status callbacks included); the pushed digest goes to the termination log.
+pub async fn build_one(config: Config, termination_log: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::env::var("BERTH_RUNNER_JOB")
+        .map_err(|_| anyhow::anyhow!("BERTH_RUNNER_JOB (the job, as JSON) is not set"))?;
+    let spec: JobSpec =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("invalid job: {e}"))?;
+    let runner = Arc::new(Runner::unsigned(config)?);
+    let job = match runner.accept(spec) {
+        Ok((job, _)) => job,
+        Err(Refusal::Invalid(m)) => anyhow::bail!("invalid job: {m}"),
+        Err(_) => anyhow::bail!("the job was not accepted"),
+    };
+    // Kubernetes stops a pod with SIGTERM (its Job deleted, its deadline passed): stop the
+    // build as a cancel does, so buildah and its RUN step end with it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stopper = runner.clone();
+    let id = job.spec.build_id.clone();
+    tokio::spawn(async move {
+        if term.recv().await.is_some() {
+            stopper.cancel(&id, "the build's pod was stopped");
+        }
+    });
+    // Runs it here, to its last status callback.
+    runner.clone().run(job.clone()).await;
+    let state = job.state();
+    eprintln!("{}", job.log_text());
+    match state {
+        JobState::Pushed { digest } => {
+            if let Err(e) = std::fs::write(termination_log, &digest) {
+                tracing::warn!(error = %e, "cannot write the termination log");
+            }
+            println!("pushed {}@{digest}", job.spec.target());
+            Ok(())
+        }
+        JobState::Failed { message } => anyhow::bail!("{message}"),
+        other => anyhow::bail!("the build ended {other:?}"),
     }
 }
 

@@ -5,6 +5,7 @@
 mod base_images;
 mod buildah;
 mod jobs;
+mod kubernetes;
 mod log_tail;
 mod server;
 mod signature;
@@ -32,6 +33,19 @@ struct Cli {
 enum Command {
     /// Serve `POST /runner/jobs` and run the builds.
     Serve(Config),
+    /// Run one job (JSON in `BERTH_RUNNER_JOB`) with buildah, report to berth, and exit:
+    /// the command of a build's pod under `--executor kubernetes`. Exits 0 once pushed,
+    /// writing the digest to `--termination-log`.
+    BuildOne {
+        #[arg(
+            long,
+            env = "BERTH_RUNNER_TERMINATION_LOG",
+            default_value = "/dev/termination-log"
+        )]
+        termination_log: PathBuf,
+        #[command(flatten)]
+        config: Config,
+    },
     /// Build a small base image from a static busybox and push it (offline demos and tests).
     BusyboxImage {
         /// The image reference to push, e.g. `127.0.0.1:5000/library/busybox:1.36`.
@@ -95,9 +109,18 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8100")]
     pub listen: SocketAddr,
-    /// The HMAC key berth signs jobs with (berth's `runner_secret`).
-    #[arg(long, env = "BERTH_RUNNER_SECRET", hide_env_values = true)]
+    /// The HMAC key berth signs jobs with (berth's `runner_secret`; `serve` needs it).
+    #[arg(
+        long,
+        env = "BERTH_RUNNER_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
     pub secret: String,
+    /// Where builds run: `buildah` in this process's own storage, or `kubernetes`: one
+    /// Kubernetes Job per build (the `--kube-*` options).
+    #[arg(long, env = "BERTH_RUNNER_EXECUTOR", value_enum, default_value_t = Executor::Buildah)]
+    pub executor: Executor,
     /// Builds running at once; more wait in the queue.
     #[arg(long, env = "BERTH_RUNNER_MAX_CONCURRENT", default_value_t = 2)]
     pub max_concurrent: usize,
@@ -131,6 +154,14 @@ pub struct Config {
     pub exit_with_parent: bool,
     #[command(flatten)]
     pub buildah: BuildahConfig,
+    #[command(flatten)]
+    pub kube: kubernetes::KubeConfig,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    Buildah,
+    Kubernetes,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +186,13 @@ fn main() -> ExitCode {
                 }
                 let runner = Arc::new(jobs::Runner::new(config)?);
                 server::serve(runner).await
+            }
+            Command::BuildOne {
+                termination_log,
+                mut config,
+            } => {
+                config.executor = Executor::Buildah;
+                jobs::build_one(config, &termination_log).await
             }
             Command::BusyboxImage {
                 push,
