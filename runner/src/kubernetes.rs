@@ -480,6 +480,40 @@ mod tests {
             );
         }
         assert_eq!(quarter("4"), "1000m");
+        assert_eq!(quarter("1.5"), "375m");
         assert_eq!(quarter("500m"), "125m");
+    }
+
+    #[test]
+    fn an_https_api_needs_a_readable_ca() {
+        let config = KubeConfig {
+            kube_api_url: Some("https://10.0.0.1:443".into()),
+            kube_token_file: "/nonexistent/token".into(),
+            kube_ca_file: "/nonexistent/ca.crt".into(),
+            kube_namespace: Some("berth".into()),
+            kube_job_image: Some("img".into()),
+            kube_job_service_account: None,
+            kube_job_cpu: "4".into(),
+            kube_job_memory: "8Gi".into(),
+            kube_job_storage: "100Gi".into(),
+            kube_poll_millis: 2000,
+        };
+        let err = Kubernetes::new(&config)
+            .err()
+            .expect("no CA file")
+            .to_string();
+        assert!(
+            err.contains("cannot read the Kubernetes CA /nonexistent/ca.crt"),
+            "{err}"
+        );
+        let no_image = KubeConfig {
+            kube_job_image: None,
+            ..config
+        };
+        let err = Kubernetes::new(&no_image)
+            .err()
+            .expect("no image")
+            .to_string();
+        assert!(err.contains("--kube-job-image"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! `berth-runner`: berth's build runner. It serves the signed job protocol (docs/api.md,
-//! docs/runner.md), runs each job with buildah in storage of its own, pushes the image to
+//! docs/runner.md), runs each job with buildah in storage of its own (or, with
+//! `--executor kubernetes`, as a Kubernetes Job running `build-one`), pushes the image to
 //! the registry the job names and reports to berth's status callback.
 
 mod base_images;

@@ -286,6 +286,20 @@ fn runner_deployment_is_rootless_and_matches_the_binary() {
         "/runner/health"
     );
 
+    runner_container_matches_the_binary(container, secret);
+    let secret_names: BTreeSet<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str())
+        .collect();
+    assert!(secret_names.contains("runner-secret") && secret_names.contains("registry-password"));
+}
+
+/// Every argument of a runner container is a flag of `berth-runner serve` (its `--help`,
+/// from the built binary), every `BERTH_RUNNER_*` variable one it reads, every secret key
+/// one the Secret has.
+fn runner_container_matches_the_binary(container: &Value, secret: &Value) {
     let bin = repo_root().join("target/release/berth-runner");
     let help = std::process::Command::new(&bin)
         .args(["serve", "--help"])
@@ -320,11 +334,73 @@ fn runner_deployment_is_rootless_and_matches_the_binary() {
             );
         }
     }
-    let secret_names: BTreeSet<&str> = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str())
-        .collect();
-    assert!(secret_names.contains("runner-secret") && secret_names.contains("registry-password"));
+}
+
+/// deploy/runner-kubernetes-jobs.yaml: the runner with `--executor kubernetes`, as a
+/// service account allowed exactly what the executor calls (Jobs, their Secrets, their
+/// pods and logs), rootless, its flags ones the binary has.
+#[test]
+fn runner_kubernetes_jobs_mode_has_its_rbac_and_matches_the_binary() {
+    let docs = documents(&deploy_dir().join("runner-kubernetes-jobs.yaml"));
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let (account, role, binding) = (kind("ServiceAccount"), kind("Role"), kind("RoleBinding"));
+    let namespace = &account["metadata"]["namespace"];
+    for doc in &docs {
+        assert_eq!(&doc["metadata"]["namespace"], namespace, "{doc}");
+    }
+    // Each (group, resource, verb) the executor uses is granted.
+    let granted = |group: &str, resource: &str, verb: &str| {
+        role["rules"].as_array().unwrap().iter().any(|r| {
+            let has = |field: &str, v: &str| r[field].as_array().unwrap().iter().any(|x| x == v);
+            has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+        })
+    };
+    for (group, resource, verb) in [
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "delete"),
+        ("", "secrets", "create"),
+        ("", "pods", "list"),
+        ("", "pods/log", "get"),
+    ] {
+        assert!(
+            granted(group, resource, verb),
+            "the Role does not grant {verb} on {group}/{resource}"
+        );
+    }
+    // Nothing it does not use: no reading other Secrets, no wildcard.
+    assert!(!granted("", "secrets", "get") && !granted("", "secrets", "list"));
+    assert!(!role.to_string().contains("\"*\""), "{role}");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], account["metadata"]["name"]);
+
+    let deployment = kind("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    let args = container["args"].as_array().unwrap();
+    assert!(args.contains(&json!("--executor=kubernetes")), "{args:?}");
+    assert!(
+        args.iter()
+            .any(|a| a.as_str().unwrap().starts_with("--kube-job-image=")),
+        "{args:?}"
+    );
+    runner_container_matches_the_binary(container, kind("Secret"));
+    let service = kind("Service");
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
 }
