@@ -16,7 +16,8 @@ use crate::BuildahConfig;
 use crate::buildah::{Stop, Watch, bud_args, build_storage, remove_build_storage, step};
 use crate::log_tail::LogTail;
 
-/// Directories of the standard library an image does not need (tests, caches, GUIs).
+/// Directories of the standard library an image does not need (tests, caches, GUIs); and
+/// `config-*`, the static libpython for embedding.
 const SKIPPED_DIRS: &[&str] = &[
     "__pycache__",
     "test",
@@ -150,7 +151,8 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
             let kind = entry.file_type()?;
             let name = entry.file_name();
             if kind.is_dir() {
-                if !SKIPPED_DIRS.iter().any(|s| name == *s) {
+                let config = name.to_str().is_some_and(|n| n.starts_with("config-"));
+                if !config && !SKIPPED_DIRS.iter().any(|s| name == *s) {
                     stack.push(entry.path());
                 }
             } else if kind.is_file() {
