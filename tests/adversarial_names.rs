@@ -1,6 +1,7 @@
 //! Hostile users against names, references and imports, end to end: squatted names and
 //! references, colliding source registries and build namespaces, digest pins, artifact
-//! reads that fail, and an import stranded between its claim and its Harbor execution.
+//! reads that fail, and an import stranded between its claim and its Harbor execution
+//! (re-driven, adopting the execution its first run started).
 //! Every test tallies the attacks it tried and asserts that none of them drew a 5xx.
 
 use std::time::{Duration, Instant};
@@ -422,6 +423,56 @@ fn an_import_stranded_before_its_execution_is_driven_again() {
     let id = r.body["data"]["image_id"].as_i64().unwrap();
     assert_eq!(wait_import(&app, id)["status"], "ready");
     assert_eq!(harbor.state().executions.len(), 1, "one Harbor execution");
+}
+
+#[test]
+fn a_redriven_import_adopts_the_execution_its_first_run_started_even_when_finished() {
+    let harbor = harbor_with_ubuntu();
+    let app = app_with(
+        &harbor,
+        &[
+            ("import_redrive_after_seconds", "5"),
+            ("import_reconcile_after_seconds", "0"),
+        ],
+    );
+    let id = start_import(&app, "alice", SOURCE);
+    assert_eq!(wait_import(&app, id)["status"], "ready");
+    assert_eq!(harbor.state().executions.len(), 1);
+    // As a host killed after Harbor started (and finished) the execution, but before berth
+    // recorded its id, leaves it: the claim (its started_at) stands, nothing else was kept.
+    let db = app.db();
+    db.execute(
+        "UPDATE images SET status = 'importing' WHERE id = ?",
+        &[id.into()],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE imports SET state = 'pending', progress = 0, message = NULL, harbor_registry_id = NULL, \
+         policy_id = NULL, execution_id = NULL, last_event_at = NULL, updated_at = '2026-01-01T00:00:00.000Z' \
+         WHERE image_id = ?",
+        &[id.into()],
+    )
+    .unwrap();
+    drop(db);
+    // The re-drive adopts the succeeded execution (before: it started a second copy).
+    let r = app.as_user("bob").send(
+        "POST",
+        "/api/v1/images:import",
+        Some(&json!({"source": SOURCE})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["data"]["message"], "Image import started",
+        "{}",
+        r.text
+    );
+    assert_eq!(wait_import(&app, id)["status"], "ready");
+    assert_eq!(
+        harbor.state().executions.len(),
+        1,
+        "the source was copied twice: {:?}",
+        harbor.state().executions
+    );
 }
 
 #[test]

@@ -341,7 +341,14 @@ fn registries_are_managed_by_admins_only() {
     assert_eq!(run.status, Some(0), "{run}");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let id = v["items"][0]["id"].as_i64().unwrap().to_string();
+    // A user sees no credential facts; an admin sees the username, never the password.
+    assert!(v["items"][0].get("has_password").is_none(), "{run}");
+    assert!(!run.stdout.contains("$oauthtoken"), "{run}");
+    let run = berth(home.path(), &as_admin, &["registries", "ls", "--json"]);
+    assert_eq!(run.status, Some(0), "{run}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["items"][0]["has_password"], true, "{run}");
+    assert_eq!(v["items"][0]["username"], "$oauthtoken", "{run}");
     assert!(
         !run.stdout.contains("\"k\""),
         "the password is never shown: {run}"

@@ -120,6 +120,7 @@ fn demo_mode_generates_secrets_once_per_state_dir_and_the_old_default_is_refused
         "worker_token",
         "runner_secret",
         "runner_token",
+        "registry_secret_key",
     ] {
         let value = saved[name].as_str().unwrap();
         assert_eq!(value.len(), 64, "{name} is 32 random bytes in hex");

@@ -159,6 +159,8 @@ pub struct ImportRow {
     pub state: ImportState,
     pub message: Option<String>,
     pub execution_id: Option<i64>,
+    /// When this attempt was claimed.
+    pub started_at: String,
     pub updated_at: String,
     pub last_event_at: Option<String>,
     pub failure_seen_at: Option<String>,
@@ -166,7 +168,7 @@ pub struct ImportRow {
 }
 
 const IMPORT_COLUMNS: &str = "id, image_id, source, state, progress, layers_detail, message, \
-    execution_id, updated_at, last_event_at, failure_seen_at, deadline_at";
+    execution_id, started_at, updated_at, last_event_at, failure_seen_at, deadline_at";
 
 impl ImportRow {
     fn from_row(r: &Row<'_>) -> ImportRow {
@@ -181,6 +183,7 @@ impl ImportRow {
             },
             message: r.opt_string("message"),
             execution_id: r.get("execution_id").as_i64(),
+            started_at: r.str("started_at").to_owned(),
             updated_at: r.str("updated_at").to_owned(),
             last_event_at: r.opt_string("last_event_at"),
             failure_seen_at: r.opt_string("failure_seen_at"),
@@ -605,7 +608,8 @@ fn take_stranded(db: &dyn Db, row: &ImportRow) -> Result<(), DbError> {
 }
 
 /// Drives a stranded import again. Safe to repeat: the policy has a deterministic name, and
-/// an execution of it still in progress is adopted rather than started twice.
+/// an execution of it started since the claim (running or finished) is adopted rather than
+/// started twice.
 async fn redrive_if_stranded<S: HttpSender>(
     ctx: &Context<'_>,
     settings: &HarborSettings,
@@ -627,7 +631,17 @@ async fn redrive_if_stranded<S: HttpSender>(
     };
     let source =
         ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
-    run_import(ctx, settings, sender, &source, row.image_id, row.id, true).await?;
+    let claimed = Some(time::unix_seconds(&row.started_at));
+    run_import(
+        ctx,
+        settings,
+        sender,
+        &source,
+        row.image_id,
+        row.id,
+        claimed,
+    )
+    .await?;
     Ok(())
 }
 
@@ -715,8 +729,9 @@ enum Claim {
     Start {
         image_id: i64,
         import_id: i64,
-        /// A stranded attempt taken over: Harbor may already run its execution.
-        redrive: bool,
+        /// A stranded attempt taken over: when it was claimed (Unix seconds). Harbor may
+        /// already have run its execution since.
+        redrive: Option<i64>,
     },
     Ready(i64),
     InProgress(i64),
@@ -814,6 +829,17 @@ fn claim(
     with_write_tx(db, || {
         let now = time::now_rfc3339();
         let image = image_at(db, &registry, &repository, &tag)?;
+        // A copy the caller may not see (an admin made it private or took it offline) is
+        // not theirs to re-import, and the answer names nothing of it: no id, no status.
+        if image
+            .as_ref()
+            .is_some_and(|i| !crate::store::can_see(caller, i))
+        {
+            return Err(ApiError::conflict(format!(
+                "{} cannot be imported: berth's copy of it is withheld by an admin; ask an admin",
+                source.tagged()
+            )));
+        }
         let image_id = match image {
             Some(i) if i.status == "ready" => {
                 if let Some(pin) = &source.digest {
@@ -834,7 +860,7 @@ fn claim(
                     return Ok(Claim::Start {
                         image_id: i.id,
                         import_id: r.id,
-                        redrive: true,
+                        redrive: Some(time::unix_seconds(&r.started_at)),
                     });
                 }
                 let expired = latest.is_some_and(|r| {
@@ -920,7 +946,7 @@ fn claim(
         Ok(Claim::Start {
             image_id,
             import_id,
-            redrive: false,
+            redrive: None,
         })
     })
 }
@@ -933,7 +959,7 @@ async fn run_import<S: HttpSender>(
     source: &ImageRef,
     image_id: i64,
     import_id: i64,
-    redrive: bool,
+    redrive: Option<i64>,
 ) -> Result<Response, ApiError> {
     let client = settings.client(&sender);
     // An admin-managed registry (with its credentials) for the source's host, else an
@@ -955,11 +981,13 @@ async fn run_import<S: HttpSender>(
         .with_replace_count(0)
         .with_dest_namespace(settings.dest_namespace(source));
         let policy_id = client.ensure_pull_policy(&policy).await?;
-        let running = match redrive {
-            true => client.running_execution(policy_id).await?,
-            false => None,
+        // A re-drive adopts the execution the first run started before it stopped, if it
+        // got that far: in progress, succeeded or failed, it is this attempt's copy.
+        let adopted = match redrive {
+            Some(claimed) => client.latest_execution_since(policy_id, claimed).await?,
+            None => None,
         };
-        let execution_id = match running {
+        let execution_id = match adopted {
             Some(id) => id,
             None => client.start_execution(policy_id).await?,
         };

@@ -24,6 +24,7 @@ pub mod outbound;
 pub mod portal;
 pub mod query;
 pub mod registries;
+pub mod sealed;
 pub mod store;
 pub mod time;
 pub mod views;

@@ -366,6 +366,7 @@ fn schemas() -> Value {
         },
         "SourceRegistry": {
             "type": "object",
+            "description": "username and has_password are shown to admins only; the password never",
             "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "host": {"type": "string"}, "type": {"type": "string"},
                            "url": {"type": "string"}, "username": text, "has_password": {"type": "boolean"},
                            "harbor_registry_id": {"type": ["integer", "null"]}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}

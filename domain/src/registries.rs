@@ -1,7 +1,9 @@
 //! Source registries (`/api/v1/registries`): the registries imports pull from, with the
 //! credentials an admin gives them (Docker Hub accounts against its pull limits, NGC API
 //! keys, private registries). Each becomes a Harbor registry endpoint. Passwords are
-//! stored for Harbor's sake only: never returned, never logged.
+//! stored for Harbor's sake only, sealed under `registry_secret_key` ([`crate::sealed`]),
+//! opened only to be sent to Harbor: never returned, never logged. Usernames are shown to
+//! admins only.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,6 +19,7 @@ use crate::http::{Request, Response};
 use crate::image_ref::ImageRef;
 use crate::imports::HarborSettings;
 use crate::outbound::HttpSender;
+use crate::sealed::{self, SealingKey};
 use crate::time;
 
 /// Harbor adapter types berth lets admins use (CONTRACT §2.1).
@@ -45,7 +48,7 @@ struct RegistryBody {
     password: Option<String>,
 }
 
-/// A registry as stored (the password stays inside this module).
+/// A registry as stored (the password stays inside this module, sealed).
 struct Stored {
     id: i64,
     name: String,
@@ -78,33 +81,45 @@ impl Stored {
         }
     }
 
-    /// What the API shows: never the password.
-    fn view(&self) -> Value {
-        json!({
+    /// What the API shows: never the password; the credential's facts to admins only.
+    fn view(&self, caller: &Caller) -> Value {
+        let mut view = json!({
             "id": self.id,
             "name": self.name,
             "host": self.host,
             "type": self.kind,
             "url": self.url,
-            "username": self.username,
-            "has_password": self.password.as_deref().is_some_and(|p| !p.is_empty()),
             "harbor_registry_id": self.harbor_registry_id,
             "created_at": time::to_seconds_precision(&self.created_at),
             "updated_at": time::to_seconds_precision(&self.updated_at),
-        })
+        });
+        if caller.is_admin() {
+            view["username"] = json!(self.username);
+            view["has_password"] = json!(self.password.as_deref().is_some_and(|p| !p.is_empty()));
+        }
+        view
     }
 
-    /// The Harbor endpoint for this registry. Credentials get a name of their own that
-    /// changes with them, so a rotated secret makes a new endpoint rather than reusing one
-    /// whose (masked) secret cannot be checked.
-    fn source(&self) -> SourceRegistry {
+    /// The Harbor endpoint for this registry, its password opened: the one place it is.
+    /// Credentials get a name of their own that changes with them, so a rotated secret makes
+    /// a new endpoint rather than reusing one whose (masked) secret cannot be checked.
+    fn source(&self, key: &SealingKey) -> Result<SourceRegistry, ApiError> {
         let base = SourceRegistry {
             kind: self.kind.clone(),
             url: self.url.clone(),
             name: self.host.clone(),
             credential: None,
         };
-        match (&self.username, &self.password) {
+        let password = match &self.password {
+            Some(stored) => Some(key.open(stored, &self.host).map_err(|e| {
+                ApiError::internal(
+                    &format!("opening the password of registry {}", self.host),
+                    e,
+                )
+            })?),
+            None => None,
+        };
+        Ok(match (&self.username, password) {
             (Some(user), Some(pass)) if !user.is_empty() => {
                 use sha2::{Digest, Sha256};
                 let hash = Sha256::new()
@@ -122,11 +137,50 @@ impl Stored {
                 .chars()
                 .take(64)
                 .collect();
-                SourceRegistry { name, ..base }.with_credential(user.clone(), pass.clone())
+                SourceRegistry { name, ..base }.with_credential(user.clone(), pass)
             }
             _ => base,
-        }
+        })
     }
+}
+
+/// The key registry passwords are sealed with.
+fn sealing_key(ctx: &Context<'_>) -> Result<SealingKey, ApiError> {
+    SealingKey::derive(&ctx.var("registry_secret_key"), "source-registry passwords")
+        .map_err(|e| ApiError::internal("reading registry_secret_key", e))
+}
+
+/// A password as stored: sealed, bound to its registry's host (which never changes).
+fn seal(key: &SealingKey, host: &str, password: &str) -> Result<String, ApiError> {
+    key.seal(password, host)
+        .map_err(|e| ApiError::internal("sealing a registry password", e))
+}
+
+/// Seals the passwords stored in plain text before sealing existed. Run on every call to
+/// this API (a query that finds nothing once all are sealed; registries are few), so an
+/// upgrade needs no step of its own and old rows are sealed the first time registries
+/// are used again. Rows that stay plain until then still work: opening passes them on.
+fn seal_plain_passwords(ctx: &Context<'_>, key: &SealingKey) -> Result<(), ApiError> {
+    let rows = ctx.db.query(
+        "SELECT id, host, password FROM registries WHERE password IS NOT NULL",
+        &[],
+    )?;
+    for r in rows.iter() {
+        let stored = r.str("password");
+        if stored.is_empty() || sealed::is_sealed(stored) {
+            continue;
+        }
+        // Only if still that plain value: a concurrent write wins.
+        ctx.db.execute(
+            "UPDATE registries SET password = ? WHERE id = ? AND password = ?",
+            &[
+                seal(key, r.str("host"), stored)?.into(),
+                r.i64("id").into(),
+                stored.into(),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn load(db: &dyn Db, id: i64) -> Result<Option<Stored>, DbError> {
@@ -165,28 +219,33 @@ pub async fn handle<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure_for(ctx)?;
+    let key = sealing_key(ctx)?;
+    seal_plain_passwords(ctx, &key)?;
     match (req.method.as_str(), id) {
         ("GET", None) => {
             let rows = ctx.db.query(
                 &format!("SELECT {COLUMNS} FROM registries ORDER BY id"),
                 &[],
             )?;
-            let items: Vec<Value> = rows.iter().map(|r| Stored::from_row(&r).view()).collect();
+            let items: Vec<Value> = rows
+                .iter()
+                .map(|r| Stored::from_row(&r).view(caller))
+                .collect();
             Ok(Api::V1.ok(json!({"total": items.len(), "items": items})))
         }
         ("GET", Some(id)) => {
             let id = parse_id(id)?;
             let r = load(ctx.db, id)?
                 .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
-            Ok(Api::V1.ok(r.view()))
+            Ok(Api::V1.ok(r.view(caller)))
         }
         ("POST", None) => {
             admin_only(caller)?;
-            create(req, ctx, caller, sender).await
+            create(req, ctx, caller, &key, sender).await
         }
         ("PUT" | "PATCH", Some(id)) => {
             admin_only(caller)?;
-            update(req, ctx, parse_id(id)?, sender).await
+            update(req, ctx, caller, parse_id(id)?, &key, sender).await
         }
         ("DELETE", Some(id)) => {
             admin_only(caller)?;
@@ -257,12 +316,13 @@ fn url(v: Option<String>, host: &str) -> Result<String, ApiError> {
 async fn sync_to_harbor<S: HttpSender>(
     ctx: &Context<'_>,
     stored: &Stored,
+    key: &SealingKey,
     sender: S,
 ) -> Result<i64, ApiError> {
     let settings = HarborSettings::from_context(ctx)?;
     let harbor_id = settings
         .client(&sender)
-        .ensure_named_registry(&stored.source())
+        .ensure_named_registry(&stored.source(key)?)
         .await
         .map_err(|e| {
             ApiError::new(
@@ -281,6 +341,7 @@ async fn create<S: HttpSender>(
     req: &Request,
     ctx: &Context<'_>,
     caller: &Caller,
+    key: &SealingKey,
     sender: S,
 ) -> Result<Response, ApiError> {
     let b: RegistryBody = json_body(req)?;
@@ -304,6 +365,7 @@ async fn create<S: HttpSender>(
             "is required with a password",
         ));
     }
+    let password = password.map(|p| seal(key, &host, &p)).transpose()?;
     let now = time::now_rfc3339();
     let id = with_write_tx(ctx.db, || {
         ctx.db
@@ -331,7 +393,7 @@ async fn create<S: HttpSender>(
     })?;
     let stored = load(ctx.db, id)?
         .ok_or_else(|| ApiError::internal("creating a registry", "row vanished"))?;
-    if let Err(e) = sync_to_harbor(ctx, &stored, sender).await {
+    if let Err(e) = sync_to_harbor(ctx, &stored, key, sender).await {
         ctx.db
             .execute("DELETE FROM registries WHERE id = ?", &[id.into()])?;
         return Err(e);
@@ -339,14 +401,16 @@ async fn create<S: HttpSender>(
     let stored = load(ctx.db, id)?
         .ok_or_else(|| ApiError::internal("creating a registry", "row vanished"))?;
     Ok(Api::V1
-        .ok_with(201, stored.view(), None)
+        .ok_with(201, stored.view(caller), None)
         .with_header("location", &format!("/api/v1/registries/{id}")))
 }
 
 async fn update<S: HttpSender>(
     req: &Request,
     ctx: &Context<'_>,
+    caller: &Caller,
     id: i64,
+    key: &SealingKey,
     sender: S,
 ) -> Result<Response, ApiError> {
     let b: RegistryBody = json_body(req)?;
@@ -368,7 +432,11 @@ async fn update<S: HttpSender>(
         None => current.url.clone(),
     };
     let username = text("username", b.username, 256)?.or(current.username.clone());
-    let password = text("password", b.password, 4096)?.or(current.password.clone());
+    // A new password is sealed; the stored one stays as it is (sealed on every call).
+    let password = match text("password", b.password, 4096)? {
+        Some(p) => Some(seal(key, &current.host, &p)?),
+        None => current.password.clone(),
+    };
     ctx.db
         .execute(
             "UPDATE registries SET name = ?, kind = ?, url = ?, username = ?, password = ?, updated_at = ? WHERE id = ?",
@@ -388,8 +456,8 @@ async fn update<S: HttpSender>(
         })?;
     let stored =
         load(ctx.db, id)?.ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
-    sync_to_harbor(ctx, &stored, sender).await?;
+    sync_to_harbor(ctx, &stored, key, sender).await?;
     let stored =
         load(ctx.db, id)?.ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
-    Ok(Api::V1.ok(stored.view()))
+    Ok(Api::V1.ok(stored.view(caller)))
 }

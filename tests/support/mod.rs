@@ -27,6 +27,7 @@ pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const WORKER_TOKEN: &str = "test-worker-token";
 pub const RUNNER_TOKEN: &str = "test-runner-token";
+pub const REGISTRY_SECRET_KEY: &str = "test-registry-secret-key";
 
 /// The repository root (where spin.toml lives).
 pub fn repo_root() -> PathBuf {
@@ -140,6 +141,7 @@ impl TestApp {
             .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SPIN_VARIABLE_RUNNER_TOKEN", RUNNER_TOKEN)
+            .env("SPIN_VARIABLE_REGISTRY_SECRET_KEY", REGISTRY_SECRET_KEY)
             // Required secrets that a test with no Harbor never uses (`harbor` overrides them).
             .env("SPIN_VARIABLE_HARBOR_PASSWORD", "test-harbor-password")
             .env("SPIN_VARIABLE_RUNNER_SECRET", "test-runner-secret")
@@ -196,6 +198,22 @@ impl TestApp {
             child,
             output,
         }
+    }
+
+    /// A native connection to the app's store (SQLite file or PostgreSQL database), to
+    /// read what it stored or to leave rows as a crash would.
+    pub fn db(&self) -> Box<dyn Db> {
+        match &self.database {
+            Some(db) => Box::new(db.connect()),
+            None => Box::new(berth_domain::db::native::SqliteDb(
+                rusqlite::Connection::open(self.sqlite_path()).expect("open the app's SQLite file"),
+            )),
+        }
+    }
+
+    /// The app's SQLite file (when it runs on SQLite).
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.state_dir.path().join("sqlite_db.db")
     }
 
     /// The host process's id (e.g. to read its memory from `/proc/<pid>/status`).

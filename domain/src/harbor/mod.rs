@@ -489,19 +489,31 @@ impl<S: HttpSender> HarborClient<S> {
         self.created_id("replication execution", &response)
     }
 
-    /// The policy's execution still in progress, if any: an import re-driven after a crash
-    /// adopts it instead of starting a second copy.
-    pub async fn running_execution(&self, policy_id: i64) -> Result<Option<i64>, HarborError> {
-        let call = Call::new("GET", "/replication/executions")
-            .query("policy_id", policy_id.to_string())
-            .query("status", "InProgress");
+    /// The policy's latest execution started at or after `since` (Unix seconds; Harbor
+    /// shows whole seconds), whatever its status: an import re-driven after a crash adopts
+    /// the execution its first run may have started, in progress or finished, instead of
+    /// copying the source a second time.
+    pub async fn latest_execution_since(
+        &self,
+        policy_id: i64,
+        since: i64,
+    ) -> Result<Option<i64>, HarborError> {
+        let call =
+            Call::new("GET", "/replication/executions").query("policy_id", policy_id.to_string());
         let executions: Vec<types::RawExecution> =
             self.list_all("replication execution list", call).await?;
         Ok(executions
             .into_iter()
             .map(Execution::from)
-            .find(|e| e.policy_id == policy_id && e.outcome().is_none())
-            .map(|e| e.id))
+            .filter(|e| e.policy_id == policy_id)
+            .filter_map(|e| {
+                let started = chrono::DateTime::parse_from_rfc3339(e.start_time.as_deref()?)
+                    .ok()?
+                    .timestamp();
+                (started >= since).then_some((started, e.id))
+            })
+            .max()
+            .map(|(_, id)| id))
     }
 
     /// Polls an execution (CONTRACT §4.2); see [`Execution::is_finished`] and

@@ -96,6 +96,10 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
         ("worker_token".into(), WORKER_TOKEN.into()),
         ("runner_secret".into(), opts.runner_secret.clone()),
         ("runner_token".into(), "bench-runner-token".into()),
+        (
+            "registry_secret_key".into(),
+            "bench-registry-secret-key".into(),
+        ),
         ("public_url".into(), public.clone()),
         (
             "webhook_url".into(),

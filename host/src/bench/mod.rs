@@ -243,6 +243,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ("worker_token".into(), WORKER_TOKEN.into()),
             ("runner_secret".into(), sim_opts.runner_secret.clone()),
             ("runner_token".into(), "bench-runner-token".into()),
+            (
+                "registry_secret_key".into(),
+                "bench-registry-secret-key".into(),
+            ),
         ];
         let bench_manifest = dir.join("bench-spin.toml");
         let sources = process::write_manifest(&manifest, &hello, &bench_manifest)?;

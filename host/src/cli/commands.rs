@@ -574,10 +574,11 @@ fn registries(c: &Client, cmd: RegistriesCommand) -> Outcome {
                         text(r, "type"),
                         text(r, "url"),
                         text(r, "username"),
-                        if r["has_password"] == true {
-                            "yes"
-                        } else {
-                            "no"
+                        // Credential facts are shown to admins only.
+                        match r["has_password"].as_bool() {
+                            Some(true) => "yes",
+                            Some(false) => "no",
+                            None => "-",
                         }
                         .into(),
                     ]
