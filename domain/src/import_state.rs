@@ -109,7 +109,7 @@ impl ImportState {
                 next.phase = Phase::Succeeded;
                 next.progress = 100;
                 for report in next.layers.values_mut() {
-                    *report = json!({"status": "completed", "progress": 100});
+                    *report = merge_layer(Some(&*report), &json!({"status": "completed"}));
                 }
             }
             Observation::Failed => next.phase = Phase::Failed,
@@ -154,7 +154,14 @@ fn merge_layer(old: Option<&Value>, new: &Value) -> Value {
     } else {
         old_status.unwrap_or(new_status)
     };
-    json!({"status": status, "progress": progress})
+    // What else is known of the layer (its digest, size, media type, platform) is kept.
+    let mut merged = old.and_then(Value::as_object).cloned().unwrap_or_default();
+    if let Some(extra) = new.as_object() {
+        merged.extend(extra.clone());
+    }
+    merged.insert("status".into(), json!(status));
+    merged.insert("progress".into(), json!(progress));
+    Value::Object(merged)
 }
 
 /// The mean of the layers' progress.
