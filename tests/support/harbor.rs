@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 pub use harbor_sim::{
-    ApiErrorFault, FaultsPatch, SimOptions, SimState, Simulator, UpstreamFailure, UpstreamImage,
-    WebhookFaultsPatch,
+    ApiErrorFault, FaultsPatch, ScanSpec, SimOptions, SimState, Simulator, UpstreamFailure,
+    UpstreamImage, WebhookFaultsPatch,
 };
 
 pub const USERNAME: &str = "robot$berth";
@@ -76,6 +76,12 @@ impl TestHarbor {
             }),
             ..Default::default()
         });
+    }
+
+    /// Sets what Harbor's scans find; with a repository and reference, scans it now.
+    pub fn scan(&self, spec: ScanSpec) -> u16 {
+        let _runtime = self._runtime.enter();
+        self.sim.scan(spec)
     }
 
     pub fn upstream(&self, image: UpstreamImage) {
