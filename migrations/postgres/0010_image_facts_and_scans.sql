@@ -6,7 +6,7 @@ CREATE TABLE image_facts (
     derived       TEXT    NOT NULL DEFAULT '{}',  -- JSON: the derived values
     cudnn_version TEXT,
     scan          TEXT,                           -- JSON: status, severity, counts, scanned_at
-    scan_severity INTEGER,                        -- highest severity of a successful scan, 0 (none) to 5 (critical)
+    scan_severity BIGINT,                         -- highest severity of a successful scan, 0 (none) to 5 (critical)
     scanned_at    TEXT
 );
 CREATE INDEX image_facts_scan_severity ON image_facts (scan_severity, image_id);
