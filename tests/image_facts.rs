@@ -360,3 +360,20 @@ fn other_families_get_their_facts_from_the_image_config() {
     let found = ids(&app, "driver_version=535.104.05&page_size=100");
     assert!(found.contains(&cuda) && found.contains(&vllm) && !found.contains(&ngc));
 }
+
+#[test]
+fn without_configs_or_a_registry_api_an_import_still_ends_ready_from_its_tag() {
+    let harbor = TestHarbor::start_without_image_contents();
+    let app = app_with(&harbor, &[]);
+    let id = start_import(&app, PYTORCH);
+    let details = wait_for_end(&app, id);
+    assert_eq!(details["status"], "ready", "{details}");
+    // No manifest to read: no layers, and nothing pretends otherwise.
+    assert_eq!(details["layersDetail"], json!({}), "{details}");
+    // The tag still says what it is; the config's PYTORCH_VERSION is absent.
+    let d = detail(&app, id);
+    assert_eq!(d["framework"], "pytorch", "{d}");
+    assert_eq!(d["framework_version"], "2.0.0", "{d}");
+    assert_eq!(d["cuda_version"], "11.7", "{d}");
+    assert_eq!(d["min_driver_version"], "515.43.04", "{d}");
+}

@@ -308,4 +308,23 @@ mod tests {
             json!({"status": "downloading", "progress": 0})
         );
     }
+
+    #[test]
+    fn a_layers_facts_survive_progress_and_completion() {
+        let s = ImportState::new();
+        let facts = json!({"status": "downloading", "progress": 40, "digest": "sha256:aa", "size": 7, "mediaType": "m"});
+        let s = s
+            .advance(&Observation::Layers(
+                [("sha256:aa".to_string(), facts)].into_iter().collect(),
+            ))
+            .unwrap();
+        let s = s.advance(&Observation::Succeeded).unwrap();
+        let layer = &s.layers["sha256:aa"];
+        assert_eq!(layer["status"], "completed");
+        assert_eq!(layer["progress"], 100);
+        assert_eq!(
+            (layer["digest"].as_str(), layer["size"].as_i64()),
+            (Some("sha256:aa"), Some(7))
+        );
+    }
 }

@@ -23,6 +23,23 @@ impl TestHarbor {
     }
 
     fn start_options(step: Duration, seed_images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
+        TestHarbor::start_full(step, seed_images, true)
+    }
+
+    /// A simulator without image contents: plain configs, no registry API.
+    pub fn start_without_image_contents() -> TestHarbor {
+        TestHarbor::start_full(
+            Duration::from_millis(150),
+            harbor_sim::official_images(),
+            false,
+        )
+    }
+
+    fn start_full(
+        step: Duration,
+        seed_images: Vec<harbor_sim::SeedImage>,
+        image_contents: bool,
+    ) -> TestHarbor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -35,6 +52,7 @@ impl TestHarbor {
             execution_step: step,
             runner_pulls_bases: !seed_images.is_empty(),
             seed_images,
+            image_contents,
             ..SimOptions::default()
         };
         let sim = runtime
