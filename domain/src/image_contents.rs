@@ -190,8 +190,8 @@ pub fn record(db: &dyn Db, image_id: i64, contents: &Contents) -> Result<(), DbE
             &[new.clone().into(), image_id.into(), old.clone().into()],
         )?;
     }
-    if new.cuda_version.is_some() {
-        // A CUDA image needs a GPU.
+    if old.cuda_version.is_none() && new.cuda_version.is_some() {
+        // Ships with CUDA; set once, when CUDA is first found, so an admin's choice stays.
         db.execute(
             "UPDATE images SET preset_cuda = ? WHERE id = ?",
             &[true.into(), image_id.into()],
