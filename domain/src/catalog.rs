@@ -239,8 +239,12 @@ fn capped(total: store::Total) -> Option<bool> {
 fn detail_v1(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let image = visible_image(id, ctx, caller)?;
     let platforms = store::platforms(ctx.db, id)?;
+    let facts = crate::image_contents::extra_facts(ctx.db, &image)?;
     Ok(Api::V1
-        .ok(views::v1_detail(&image, &platforms))
+        .ok(views::WithFacts {
+            view: views::v1_detail(&image, &platforms),
+            facts: views::V1Facts::from(facts),
+        })
         .with_header("etag", &etag(&image)))
 }
 
@@ -289,8 +293,12 @@ fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Res
 
 fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     let image = visible_image(id, ctx, caller)?;
+    let facts = crate::image_contents::extra_facts(ctx.db, &image)?;
     Ok(Api::Console
-        .ok(views::console_detail(&image))
+        .ok(views::WithFacts {
+            view: views::console_detail(&image),
+            facts: views::ConsoleFacts::from(facts),
+        })
         .with_header("etag", &etag(&image)))
 }
 

@@ -109,7 +109,7 @@ impl ImportState {
                 next.phase = Phase::Succeeded;
                 next.progress = 100;
                 for report in next.layers.values_mut() {
-                    *report = json!({"status": "completed", "progress": 100});
+                    *report = merge_layer(Some(&*report), &json!({"status": "completed"}));
                 }
             }
             Observation::Failed => next.phase = Phase::Failed,
@@ -154,7 +154,14 @@ fn merge_layer(old: Option<&Value>, new: &Value) -> Value {
     } else {
         old_status.unwrap_or(new_status)
     };
-    json!({"status": status, "progress": progress})
+    // What else is known of the layer (its digest, size, media type, platform) is kept.
+    let mut merged = old.and_then(Value::as_object).cloned().unwrap_or_default();
+    if let Some(extra) = new.as_object() {
+        merged.extend(extra.clone());
+    }
+    merged.insert("status".into(), json!(status));
+    merged.insert("progress".into(), json!(progress));
+    Value::Object(merged)
 }
 
 /// The mean of the layers' progress.
@@ -299,6 +306,25 @@ mod tests {
         assert_eq!(
             parse_layers(&json!({"l": {}})).unwrap()["l"],
             json!({"status": "downloading", "progress": 0})
+        );
+    }
+
+    #[test]
+    fn a_layers_facts_survive_progress_and_completion() {
+        let s = ImportState::new();
+        let facts = json!({"status": "downloading", "progress": 40, "digest": "sha256:aa", "size": 7, "mediaType": "m"});
+        let s = s
+            .advance(&Observation::Layers(
+                [("sha256:aa".to_string(), facts)].into_iter().collect(),
+            ))
+            .unwrap();
+        let s = s.advance(&Observation::Succeeded).unwrap();
+        let layer = &s.layers["sha256:aa"];
+        assert_eq!(layer["status"], "completed");
+        assert_eq!(layer["progress"], 100);
+        assert_eq!(
+            (layer["digest"].as_str(), layer["size"].as_i64()),
+            (Some("sha256:aa"), Some(7))
         );
     }
 }

@@ -220,7 +220,7 @@ fn import_by_execution(db: &dyn Db, execution_id: i64) -> Result<Option<ImportRo
     Ok(rows.first().map(|r| ImportRow::from_row(&r)))
 }
 
-fn image_at(
+pub(crate) fn image_at(
     db: &dyn Db,
     registry: &str,
     repository: &str,
@@ -242,6 +242,8 @@ pub struct ArtifactFacts {
     pub arch: Option<String>,
     pub os: Option<String>,
     pub platforms: Vec<crate::model::Platform>,
+    /// Layers, derived facts and scan, for an import read through Harbor.
+    pub contents: Option<crate::image_contents::Contents>,
 }
 
 impl From<crate::harbor::Artifact> for ArtifactFacts {
@@ -274,6 +276,7 @@ impl From<crate::harbor::Artifact> for ArtifactFacts {
             }),
             os: a.os.clone().or_else(|| single(|p| &p.os)),
             platforms,
+            contents: None,
         }
     }
 }
@@ -387,6 +390,9 @@ fn mark_ready(
                 p.size.into(),
             ],
         )?;
+    }
+    if let Some(contents) = &f.contents {
+        crate::image_contents::record(db, image_id, contents)?;
     }
     Ok(())
 }
@@ -557,7 +563,7 @@ pub async fn reconcile<S: HttpSender>(
 /// Harbor holds the copy: the import is ready once berth has read the artifact's facts
 /// (digest, size, platforms). When that read fails the import stays as it is and the next
 /// webhook or read tries again; a digest the source pinned must be the one Harbor holds.
-async fn complete<S: HttpSender>(
+pub(crate) async fn complete<S: HttpSender>(
     ctx: &Context<'_>,
     settings: &HarborSettings,
     client: &HarborClient<S>,
@@ -579,6 +585,25 @@ async fn complete<S: HttpSender>(
         );
         observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?;
         return Ok("failed: not the pinned digest");
+    }
+    if let Some(waiting) =
+        crate::image_contents::before_ready(ctx, settings, client, image, &facts).await?
+    {
+        return Ok(waiting);
+    }
+    if let Some(layers) = facts
+        .contents
+        .as_ref()
+        .map(|c| &c.layers)
+        .filter(|l| !l.is_empty())
+    {
+        observe(
+            ctx.db,
+            image.id,
+            &Observation::Layers(layers.clone()),
+            None,
+            None,
+        )?;
     }
     observe(
         ctx.db,
@@ -646,7 +671,7 @@ async fn redrive_if_stranded<S: HttpSender>(
 }
 
 /// The repository path inside the project: `pytorch/pytorch` for `catalog/pytorch/pytorch`.
-fn repository_in_project<'a>(settings: &HarborSettings, repository: &'a str) -> &'a str {
+pub(crate) fn repository_in_project<'a>(settings: &HarborSettings, repository: &'a str) -> &'a str {
     repository
         .strip_prefix(settings.harbor.project.as_str())
         .and_then(|r| r.strip_prefix('/'))
@@ -662,10 +687,11 @@ pub async fn artifact_facts<S: HttpSender>(
     let repo = repository_in_project(settings, repository);
     match client.artifact(repo, tag).await {
         Ok(mut artifact) => {
-            if !artifact.platforms.is_empty() {
-                let _ = client.fill_platform_sizes(repo, &mut artifact).await;
-            }
-            Some(artifact.into())
+            // Also fills each platform's size.
+            let contents = crate::image_contents::read(client, repo, tag, &mut artifact).await;
+            let mut facts: ArtifactFacts = artifact.into();
+            facts.contents = Some(contents);
+            Some(facts)
         }
         Err(e) => {
             eprintln!("warning: reading artifact {repo}:{tag}: {e}");
@@ -1043,6 +1069,8 @@ pub async fn ensure_project_and_webhooks<S: HttpSender>(
                     "REPLICATION".into(),
                     "PUSH_ARTIFACT".into(),
                     "DELETE_ARTIFACT".into(),
+                    "SCANNING_COMPLETED".into(),
+                    "SCANNING_FAILED".into(),
                 ],
             })
             .await?;
@@ -1364,6 +1392,9 @@ pub async fn webhook<S: HttpSender>(
                     _ => "ignored: no matching image",
                 }
             }
+        }
+        "SCANNING_COMPLETED" | "SCANNING_FAILED" => {
+            crate::image_contents::scanning_event(ctx, &settings, sender, data).await?
         }
         _ => "ignored: event type not used",
     };

@@ -14,6 +14,8 @@ pub mod dockerfile;
 pub mod envelope;
 pub mod harbor;
 pub mod http;
+pub mod image_contents;
+pub mod image_facts;
 pub mod image_ref;
 pub mod import_state;
 pub mod imports;

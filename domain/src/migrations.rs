@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_imports_have_no_owner"),
     migration!(6, "0006_names_unique_per_owner"),
     migration!(7, "0007_written_addresses_framework_index_settings"),
+    migration!(10, "0010_image_facts_and_scans"),
 ];
 
 impl Migration {

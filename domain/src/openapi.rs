@@ -199,6 +199,16 @@ fn list_params() -> Vec<Value> {
         ),
         query("tag", json!({"type": "string"}), "Exact tag"),
         query(
+            "driver_version",
+            json!({"type": "string", "pattern": "^[0-9]{2,4}(\\.[0-9]{1,4}){0,2}$", "examples": ["535.104.05"]}),
+            "Only images whose CUDA release this NVIDIA driver runs (NVIDIA's toolkit/driver table); images without a known CUDA are left out",
+        ),
+        query(
+            "max_severity",
+            json!({"type": "string", "enum": ["none", "unknown", "low", "medium", "high", "critical"]}),
+            "Only images whose last successful vulnerability scan found nothing above this severity",
+        ),
+        query(
             "ready",
             json!({"type": "boolean"}),
             "Only ready (true) or not ready (false) images",
@@ -295,7 +305,22 @@ fn schemas() -> Value {
                     "digest": {"type": "string"}, "architecture": {"type": "string"}, "os": {"type": "string"}, "variant": text, "size": {"type": "integer"}}}},
                 "registry": {"type": "string"}, "repository": {"type": "string"}, "origin": {"type": "string"},
                 "revision": {"type": "integer", "description": "Also sent as the ETag; send it back in If-Match"},
-                "created_by": text, "updated_by": text}}]
+                "created_by": text, "updated_by": text,
+                "cudnn_version": text,
+                "min_driver_version": {"type": ["string", "null"], "description": "Minimum Linux NVIDIA driver of the CUDA release; null without CUDA or for a release not in NVIDIA's table"},
+                "vulnerabilities": {"oneOf": [{"$ref": "#/components/schemas/Vulnerabilities"}, {"type": "null"}]}}}]
+        },
+        "Vulnerabilities": {
+            "type": "object",
+            "description": "The latest Harbor (Trivy) scan of the image's artifact",
+            "properties": {
+                "status": {"type": "string", "description": "Harbor's scan_status: Success, Error, Running, …"},
+                "severity": {"type": "string", "description": "Highest severity found: None, Unknown, Low, Medium, High, Critical"},
+                "total": {"type": "integer"}, "fixable": {"type": "integer"},
+                "critical": {"type": "integer"}, "high": {"type": "integer"}, "medium": {"type": "integer"},
+                "low": {"type": "integer"}, "unknown": {"type": "integer"},
+                "scannedAt": {"type": ["string", "null"], "format": "date-time"}
+            }
         },
         "ImageWrite": {
             "type": "object", "additionalProperties": false,
@@ -319,7 +344,10 @@ fn schemas() -> Value {
                 "frameworks": {"type": "array", "items": {"type": "string"}}, "chipType": {"type": "string"},
                 "status": {"type": "string", "enum": ["online", "offline", "pending"]}, "description": text,
                 "applicableScopes": {"type": "array", "items": {"type": "string"}}, "presetCuda": {"type": "boolean"},
-                "imageAddress": {"type": "string"}, "category": text, "is_official": {"type": "boolean"}, "size": {"type": "integer"}
+                "imageAddress": {"type": "string"}, "category": text, "is_official": {"type": "boolean"}, "size": {"type": "integer"},
+                "cudnnVersion": {"type": ["string", "null"], "description": "Detail only"},
+                "minDriverVersion": {"type": ["string", "null"], "description": "Detail only: minimum Linux NVIDIA driver of the image's CUDA"},
+                "vulnerabilities": {"description": "Detail only", "oneOf": [{"$ref": "#/components/schemas/Vulnerabilities"}, {"type": "null"}]}
             }
         },
         "ConsoleImageWrite": {
@@ -386,7 +414,9 @@ fn schemas() -> Value {
         "ImportDetails": {
             "type": "object",
             "properties": {"status": {"type": "string", "description": "The image's availability"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-                           "layersDetail": {"type": "object", "additionalProperties": {"type": "object", "properties": {"status": {"type": "string"}, "progress": {"type": "integer"}}}},
+                           "layersDetail": {"type": "object", "additionalProperties": {"type": "object", "properties": {"status": {"type": "string"}, "progress": {"type": "integer"},
+                               "digest": {"type": "string", "description": "Replication imports: the layer's digest"}, "size": {"type": "integer"},
+                               "mediaType": {"type": "string"}, "platform": {"type": "string", "description": "os/arch[/variant]"}}}},
                            "message": text, "importState": {"type": ["string", "null"], "enum": ["pending", "running", "succeeded", "failed", null]}, "source": text}
         },
         "HarborStats": {

@@ -118,6 +118,10 @@ pub struct Filters {
     pub owner: Option<String>,
     pub status: Option<StatusFilter>,
     pub publication: Option<Publication>,
+    /// Images whose CUDA this NVIDIA driver runs (images without a known CUDA are left out).
+    pub driver_version: Option<crate::image_facts::DriverVersion>,
+    /// Images whose last successful scan found nothing above this severity rank.
+    pub max_severity: Option<i64>,
 }
 
 /// How the v1 list is shaped.
@@ -274,6 +278,22 @@ impl ListQuery {
         let mut filters = Filters::read(&p, "chip_type", "applicable_scope")?;
         filters.text = p.text("q")?;
         filters.tag = p.text("tag")?;
+        filters.driver_version = match p.get("driver_version")? {
+            Some(v) => Some(
+                crate::image_facts::DriverVersion::parse(v)
+                    .map_err(|e| ApiError::bad_param("driver_version", e))?,
+            ),
+            None => None,
+        };
+        filters.max_severity = match p.get("max_severity")? {
+            Some(v) => Some(crate::image_facts::severity_rank(v).ok_or_else(|| {
+                ApiError::bad_param(
+                    "max_severity",
+                    format!("'{v}' is not one of none, low, medium, high, critical"),
+                )
+            })?),
+            None => None,
+        };
         filters.ready = p.bool("ready")?;
         filters.owner = match p.get_any(&["userName", "owner"])? {
             Some((name, _)) => p.text(name)?,

@@ -139,6 +139,29 @@ impl Conditions {
     }
 }
 
+/// The images whose `cuda_version` is one of `releases` (`"11.7"` matches `11.7`,
+/// `11.7.1`; `"12.0"` also matches `12`). The releases come from berth's own table, never
+/// from the request, so they are written into the statement.
+fn cuda_supported_by(releases: &[String]) -> String {
+    if releases.is_empty() {
+        return "1 = 0".into();
+    }
+    let mut exact: Vec<String> = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    for r in releases {
+        exact.push(format!("'{r}'"));
+        if let Some(major) = r.strip_suffix(".0") {
+            exact.push(format!("'{major}'"));
+        }
+        prefixes.push(format!("cuda_version LIKE '{r}.%'"));
+    }
+    format!(
+        "(cuda_version IN ({}) OR {})",
+        exact.join(", "),
+        prefixes.join(" OR ")
+    )
+}
+
 /// The list filters. With `walk_sort_order`, a page is read by walking the sort order's
 /// index and stopping at LIMIT, so on SQLite the low-cardinality filters are written so that
 /// their own indexes are not used (unary `+`, SQLite's documented way): a third of the
@@ -167,6 +190,15 @@ fn filtered(db: &dyn Db, f: &Filters, walk_sort_order: bool) -> Conditions {
         c.other(
             "id IN (SELECT image_id FROM image_frameworks WHERE framework = lower(?))",
             [v.clone().into()],
+        );
+    }
+    if let Some(driver) = &f.driver_version {
+        c.other(cuda_supported_by(&driver.supported_cuda()), []);
+    }
+    if let Some(rank) = f.max_severity {
+        c.other(
+            "id IN (SELECT image_id FROM image_facts WHERE scan_severity <= ?)",
+            [rank.into()],
         );
     }
     if let Some(v) = f.is_official {

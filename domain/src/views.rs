@@ -371,31 +371,47 @@ pub fn use_view<'a>(i: &'a Image, platforms: &[Platform]) -> UseView<'a> {
     }
 }
 
-/// The minimum Linux NVIDIA driver of a CUDA toolkit release (NVIDIA's CUDA release notes,
-/// "CUDA Toolkit and Corresponding Driver Versions"); `None` for a version not listed.
+/// A detail view with the facts kept beside the image row (cuDNN, minimum driver, scan).
+#[derive(Serialize)]
+pub struct WithFacts<V, F> {
+    #[serde(flatten)]
+    pub view: V,
+    #[serde(flatten)]
+    pub facts: F,
+}
+
+/// `/api/v1` names: `cudnn_version`, `min_driver_version`, `vulnerabilities`.
+#[derive(Serialize)]
+pub struct V1Facts(crate::image_contents::ExtraFacts);
+
+impl From<crate::image_contents::ExtraFacts> for V1Facts {
+    fn from(f: crate::image_contents::ExtraFacts) -> V1Facts {
+        V1Facts(f)
+    }
+}
+
+/// Console names: `cudnnVersion`, `minDriverVersion`, `vulnerabilities`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleFacts {
+    cudnn_version: Option<String>,
+    min_driver_version: Option<&'static str>,
+    vulnerabilities: Option<serde_json::Value>,
+}
+
+impl From<crate::image_contents::ExtraFacts> for ConsoleFacts {
+    fn from(f: crate::image_contents::ExtraFacts) -> ConsoleFacts {
+        ConsoleFacts {
+            cudnn_version: f.cudnn_version,
+            min_driver_version: f.min_driver_version,
+            vulnerabilities: f.vulnerabilities,
+        }
+    }
+}
+
+/// The minimum Linux NVIDIA driver of a CUDA toolkit release (see [`crate::image_facts`]).
 pub fn min_driver(cuda_version: &str) -> Option<&'static str> {
-    let mut parts = cuda_version.trim().split('.');
-    let major_minor = format!("{}.{}", parts.next()?, parts.next().unwrap_or("0"));
-    Some(match major_minor.as_str() {
-        "10.2" => "440.33",
-        "11.0" => "450.36.06",
-        "11.1" => "455.23",
-        "11.2" => "460.27.03",
-        "11.3" => "465.19.01",
-        "11.4" => "470.42.01",
-        "11.5" => "495.29.05",
-        "11.6" => "510.39.01",
-        "11.7" => "515.43.04",
-        "11.8" => "520.61.05",
-        "12.0" => "525.60.13",
-        "12.1" => "530.30.02",
-        "12.2" => "535.54.03",
-        "12.3" => "545.23.06",
-        "12.4" => "550.54.14",
-        "12.5" => "555.42.02",
-        "12.6" => "560.28.03",
-        _ => return None,
-    })
+    crate::image_facts::min_driver(cuda_version)
 }
 
 #[cfg(test)]

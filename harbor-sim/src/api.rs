@@ -110,6 +110,18 @@ pub fn dispatch(inner: &Arc<Inner>, req: &Req) -> Option<ApiResult> {
                 _ => not_allowed(m, "DELETE,GET"),
             }
         }
+        [
+            "projects",
+            p,
+            "repositories",
+            r,
+            "artifacts",
+            reference,
+            "scan",
+        ] => match *m {
+            Method::POST => scan_artifact(inner, req, &unescape(p), &unescape(r), reference),
+            _ => not_allowed(m, "POST"),
+        },
         ["projects", p, "webhook", "policies"] => match *m {
             Method::GET => list_webhooks(inner, req, p),
             Method::POST => create_webhook(inner, req, p),
@@ -423,7 +435,24 @@ fn get_artifact(inner: &Arc<Inner>, req: &Req, p: &str, r: &str, reference: &str
     let full = format!("{p}/{r}");
     let id = resolve_artifact(&st, &full, reference)?;
     let a = st.artifact(id).expect("artifact");
-    Ok(Resp::json(200, &st.render_artifact(a, with_tag, p)))
+    let mut body = st.render_artifact(a, with_tag, p);
+    if req.query.bool_param("with_scan_overview", false)?
+        && let Some(overview) = st.scans.get(&id)
+    {
+        body["scan_overview"] = overview.clone();
+    }
+    Ok(Resp::json(200, &body))
+}
+
+/// `POST …/artifacts/{reference}/scan`: 202, and the scan finishes one step later.
+fn scan_artifact(inner: &Arc<Inner>, req: &Req, p: &str, r: &str, reference: &str) -> ApiResult {
+    let id = {
+        let st = lock(&inner.state);
+        read_access(&st, req, p)?;
+        resolve_artifact(&st, &format!("{p}/{r}"), reference)?
+    };
+    crate::contents::scan_later(inner, id);
+    Ok(Resp::empty(202))
 }
 
 fn list_artifacts(inner: &Arc<Inner>, req: &Req, p: &str, r: &str) -> ApiResult {

@@ -182,7 +182,7 @@ fn manifest_len(m: &Manifest) -> i64 {
     m.blobs.first().map(|b| b.1).unwrap_or(0)
 }
 
-fn layer_doc(
+pub(crate) fn layer_doc(
     media: &str,
     config_media: &str,
     config: &(String, i64),

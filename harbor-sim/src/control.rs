@@ -100,6 +100,7 @@ pub fn handle(inner: &Arc<Inner>, method: &Method, path: &str, body: &[u8]) -> R
             lock(&inner.state).requests.clear();
             Resp::json(200, &json!({"requests": 0}))
         }
+        (m, "/_sim/scans") => crate::contents::control(inner, m, body),
         _ => Resp::json(
             404,
             &json!({"error": format!("no control endpoint {method} {path}")}),

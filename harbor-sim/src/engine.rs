@@ -371,7 +371,12 @@ async fn run_task(inner: Arc<Inner>, ctx: ExecCtx, task_id: i64, fail: bool, fla
                     None => true,
                 })
                 .cloned();
-            let manifest = content::generate(&rtype, &host, &task.src_repo, tag, def.as_ref());
+            let mut manifest = content::generate(&rtype, &host, &task.src_repo, tag, def.as_ref());
+            if inner.opts.image_contents
+                && let Some(config) = crate::contents::family_config(&host, &task.src_repo, tag)
+            {
+                crate::contents::apply_config(&mut manifest, &config);
+            }
             pushes.extend(st.push_image(
                 &project,
                 &task.dst_repo,
@@ -512,6 +517,7 @@ pub fn artifact_payload(
                 digest: digest.into(),
                 tag,
                 resource_url: url,
+                scan_overview: None,
             }],
             repository: Some(RepoInfo {
                 date_created,

@@ -11,6 +11,7 @@
 
 mod api;
 mod content;
+mod contents;
 mod control;
 mod engine;
 mod http;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::contents::ScanSpec;
 pub use crate::model::{
     ArtifactSummary, DeliveryRecord, ExecutionSummary, PolicySummary, ProjectSummary,
     RegistrySummary, RequestRecord, RunnerCallbackRecord, RunnerJob, RunnerOutcome, SimState,
@@ -79,6 +81,9 @@ pub struct SimOptions {
     /// The build runner pulls bases on this Harbor: a job whose base it does not hold fails.
     /// Off by default (every base is taken to exist).
     pub runner_pulls_bases: bool,
+    /// Image configs of the known GPU families in `extra_attrs.config`, and manifests
+    /// through the registry API (`/v2/…/manifests/…`). On by default.
+    pub image_contents: bool,
     /// A real registry (e.g. `http://127.0.0.1:5000`) whose push notifications arrive at
     /// `/service/notifications`: the simulator reads the pushed manifests from it.
     pub registry_url: Option<String>,
@@ -136,6 +141,7 @@ impl Default for SimOptions {
             runner_secret: "runner-secret".into(),
             seed_images: Vec::new(),
             runner_pulls_bases: false,
+            image_contents: true,
             registry_url: None,
             registry_notification_token: None,
         }
@@ -385,6 +391,14 @@ impl Simulator {
     /// Merges `patch` into the current faults.
     pub fn set_faults(&self, patch: FaultsPatch) {
         self.lock().faults.apply(patch);
+    }
+
+    /// What later scans find; with `repository` and `reference`, also scans that artifact
+    /// now (its SCANNING_* webhook goes out). Needs the simulator's tokio runtime entered.
+    /// Returns the control endpoint's status (404 for an unknown artifact).
+    pub fn scan(&self, spec: ScanSpec) -> u16 {
+        let body = serde_json::to_vec(&spec).unwrap_or_default();
+        contents::control(&self.inner, "POST", &body).status
     }
 
     /// Turns every fault off.

@@ -50,6 +50,9 @@ struct Args {
     /// turns into artifacts and PUSH_ARTIFACT webhooks, e.g. `http://127.0.0.1:5000`.
     #[arg(long)]
     registry_url: Option<String>,
+    /// Serve plain image configs and no registry API (no image facts, no layers).
+    #[arg(long)]
+    no_image_contents: bool,
 }
 
 #[tokio::main]
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         },
         runner_pulls_bases: args.official_images,
         registry_url: args.registry_url,
+        image_contents: !args.no_image_contents,
         ..SimOptions::default()
     };
     if !args.projects.is_empty() {

@@ -269,6 +269,10 @@ pub struct State {
     pub requests: Vec<RequestRecord>,
     pub runner: RunnerControl,
     pub runner_jobs: Vec<RunnerJob>,
+    /// Scan overviews by artifact id.
+    pub scans: std::collections::HashMap<i64, Value>,
+    /// What the next scans find.
+    pub scan_spec: crate::contents::ScanSpec,
 }
 
 pub const MAX_LOG: usize = 10_000;

@@ -48,6 +48,8 @@ pub struct Resource {
     pub tag: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub resource_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_overview: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -135,6 +137,8 @@ fn cloudevents_type(t: &str) -> &'static str {
         "DELETE_ARTIFACT" => "harbor.artifact.deleted",
         "PULL_ARTIFACT" => "harbor.artifact.pulled",
         "REPLICATION" => "harbor.replication.status.changed",
+        "SCANNING_COMPLETED" => "harbor.scan.completed",
+        "SCANNING_FAILED" => "harbor.scan.failed",
         _ => "harbor.unknown",
     }
 }

@@ -289,6 +289,11 @@ fn route(
     let decoded = percent_encoding::percent_decode_str(raw_path)
         .decode_utf8_lossy()
         .into_owned();
+    if let Some(r) =
+        crate::contents::registry_api(inner, method.as_str(), &decoded, user.as_deref())
+    {
+        return Ok(r);
+    }
     let Some(rest) = decoded.strip_prefix("/api/v2.0/") else {
         return Err(not_found());
     };

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 pub use harbor_sim::{
-    ApiErrorFault, FaultsPatch, SimOptions, SimState, Simulator, UpstreamFailure, UpstreamImage,
-    WebhookFaultsPatch,
+    ApiErrorFault, FaultsPatch, ScanSpec, SimOptions, SimState, Simulator, UpstreamFailure,
+    UpstreamImage, WebhookFaultsPatch,
 };
 
 pub const USERNAME: &str = "robot$berth";
@@ -23,6 +23,23 @@ impl TestHarbor {
     }
 
     fn start_options(step: Duration, seed_images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
+        TestHarbor::start_full(step, seed_images, true)
+    }
+
+    /// A simulator without image contents: plain configs, no registry API.
+    pub fn start_without_image_contents() -> TestHarbor {
+        TestHarbor::start_full(
+            Duration::from_millis(150),
+            harbor_sim::official_images(),
+            false,
+        )
+    }
+
+    fn start_full(
+        step: Duration,
+        seed_images: Vec<harbor_sim::SeedImage>,
+        image_contents: bool,
+    ) -> TestHarbor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -35,6 +52,7 @@ impl TestHarbor {
             execution_step: step,
             runner_pulls_bases: !seed_images.is_empty(),
             seed_images,
+            image_contents,
             ..SimOptions::default()
         };
         let sim = runtime
@@ -76,6 +94,12 @@ impl TestHarbor {
             }),
             ..Default::default()
         });
+    }
+
+    /// Sets what Harbor's scans find; with a repository and reference, scans it now.
+    pub fn scan(&self, spec: ScanSpec) -> u16 {
+        let _runtime = self._runtime.enter();
+        self.sim.scan(spec)
     }
 
     pub fn upstream(&self, image: UpstreamImage) {

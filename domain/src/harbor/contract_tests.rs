@@ -334,6 +334,10 @@ fn every_request_the_client_sends_is_in_harbors_swagger() {
             "DELETE",
             "/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}",
         ),
+        (
+            "POST",
+            "/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}/scan",
+        ),
         ("GET", "/statistics"),
         ("GET", "/projects/{project_name_or_id}/webhook/policies"),
         ("POST", "/projects/{project_name_or_id}/webhook/policies"),

@@ -7,6 +7,7 @@
 
 mod encode;
 mod error;
+mod image;
 mod policy;
 mod source;
 mod types;
@@ -26,6 +27,7 @@ use serde_json::{Value, json};
 
 pub use encode::repository as encode_repository;
 pub use error::HarborError;
+pub use image::{ArtifactDetails, ImageConfig, Layer, ScanSummary};
 pub use policy::{PolicySpec, replace_namespace};
 pub use source::{
     DOCKER_HUB_KIND, DOCKER_HUB_NAME, DOCKER_HUB_URL, DOCKER_REGISTRY_KIND, SourceRegistry,

@@ -48,6 +48,8 @@ scenarios! {
     artifact_single_manifest,
     artifact_not_found,
     fill_platform_sizes_reads_children,
+    artifact_details_read_config_and_scan,
+    scan_artifact_asks_harbor,
     delete_artifact_outcomes,
     statistics_for_a_robot,
     webhook_creates_when_missing,
@@ -685,6 +687,42 @@ mod scenarios {
         done(c)
     }
 
+    pub fn artifact_details_read_config_and_scan() -> Requests {
+        let d = digest('a');
+        let mut body = child_json(&d, "amd64", 1000);
+        body["extra_attrs"]["config"] =
+            json!({"Env": ["PYTORCH_VERSION=2.0.0"], "Labels": {"maintainer": "x"}});
+        body["scan_overview"] = json!({"application/vnd.security.vulnerability.report; version=1.1": {
+            "scan_status": "Success", "severity": "Low",
+            "summary": {"total": 1, "fixable": 0, "summary": {"Low": 1}}}});
+        let c = client(FakeHarbor::default().then(json(200, body)));
+        let details = block_on(c.artifact_details("pytorch/pytorch", &d)).unwrap();
+        assert_eq!(
+            c.sender().lines(),
+            [format!(
+                "GET /projects/catalog/repositories/pytorch%252Fpytorch/artifacts/{d}?with_tag=false&with_scan_overview=true"
+            )]
+        );
+        assert_eq!(details.size, 1000);
+        assert_eq!(details.config.unwrap().env, ["PYTORCH_VERSION=2.0.0"]);
+        let scan = details.scan.unwrap();
+        assert_eq!((scan.severity.as_str(), scan.total), ("Low", 1));
+        done(c)
+    }
+
+    pub fn scan_artifact_asks_harbor() -> Requests {
+        let d = digest('a');
+        let c = client(FakeHarbor::default().then(response(202)));
+        block_on(c.scan_artifact("pytorch/pytorch", &d)).unwrap();
+        assert_eq!(
+            c.sender().lines(),
+            [format!(
+                "POST /projects/catalog/repositories/pytorch%252Fpytorch/artifacts/{d}/scan"
+            )]
+        );
+        done(c)
+    }
+
     pub fn delete_artifact_outcomes() -> Requests {
         let c = client(
             FakeHarbor::default()
@@ -864,4 +902,31 @@ mod scenarios {
         }
         done(c)
     }
+}
+
+/// The registry API is not in Harbor's REST swagger, so this one is not a contract scenario.
+#[test]
+fn manifest_layers_read_through_the_registry_api() {
+    let d = digest('a');
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest('c'), "size": 7},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest('1'), "size": 100},
+                   {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest('2'), "size": 200}]});
+    let c = client(FakeHarbor::default().then(json(200, manifest)));
+    let layers = block_on(c.manifest_layers("docker.io/pytorch/pytorch", &d)).unwrap();
+    assert_eq!(
+        c.sender().lines(),
+        [format!(
+            "GET {BASE_URL}/v2/catalog/docker.io/pytorch/pytorch/manifests/{d}"
+        )]
+    );
+    assert_eq!(layers.len(), 2);
+    assert_eq!(
+        (layers[1].digest.as_str(), layers[1].size),
+        (digest('2').as_str(), 200)
+    );
+    assert_eq!(
+        layers[0].media_type,
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
 }

@@ -358,11 +358,21 @@ pub(crate) struct RawArtifact {
     extra_attrs: BTreeMap<String, Value>,
     #[serde(deserialize_with = "nullable")]
     references: Vec<RawReference>,
+    /// Present with `with_scan_overview=true` once a scan was asked for.
+    scan_overview: Option<Value>,
 }
 
 impl RawArtifact {
     pub(crate) fn size(&self) -> i64 {
         self.size
+    }
+
+    pub(crate) fn extra_attrs(&self) -> &BTreeMap<String, Value> {
+        &self.extra_attrs
+    }
+
+    pub(crate) fn scan_overview(&self) -> Option<&Value> {
+        self.scan_overview.as_ref().filter(|v| v.is_object())
     }
 }
 
