@@ -138,7 +138,12 @@ impl TestApp {
             Host::Berth => {
                 let mut cmd = Command::new(host_binary());
                 cmd.current_dir(repo_root())
-                    .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+                    .args([
+                        "up",
+                        "--listen",
+                        &format!("127.0.0.1:{port}"),
+                        "--state-dir",
+                    ])
                     .arg(state_dir.path())
                     .args(&opts.args)
                     .env("BERTH_COMPILE_CACHE", shared_compile_cache())
