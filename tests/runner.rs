@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{AppOptions, TestApp};
+use berth_tests::{AppOptions, TestApp, skip_on_spin};
 use serde_json::{Value, json};
 
 /// The demo's runner secret (spin.toml's default `runner_secret`).
@@ -51,6 +51,11 @@ struct RealApp {
 }
 
 fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
+    if skip_on_spin(
+        "real builds need berth up --runner buildah (it starts the runner and registry)",
+    ) {
+        return None;
+    }
     let missing = missing_tools();
     if !missing.is_empty() {
         assert!(
