@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the host and the components, then runs every test: unit tests, the end-to-end
 # suite (built .wasm served by the real host over HTTP) on both stores, SQLite and
-# PostgreSQL, and Spin's conformance subset.
+# PostgreSQL, the same suite with real Spin as the host, and Spin's conformance subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +63,23 @@ cargo test --release --locked -p berth-deploy-check
 # The end-to-end suite again, every app on a fresh PostgreSQL database (replicas and the
 # benchmark's smoke run, which serve both stores themselves, ran above).
 BERTH_TEST_STORE=postgres cargo test --release --locked -p berth-tests -- --skip replicas_ --skip bench_
+
+# The end-to-end suite once more with real Spin as the host (`spin up` on spin.toml, the same
+# .wasm files; tests/support/spin.rs), on SQLite. Tests of what only berth's host has print
+# `skipped on Spin: ...`. Spin comes from ../shared/spin when it is not installed.
+if ! command -v spin >/dev/null 2>&1 && [ -x ../shared/spin/install.sh ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo ../shared/spin/install.sh
+fi
+if command -v spin >/dev/null 2>&1; then
+  BERTH_TEST_HOST=spin cargo test --release --locked -p berth-tests
+elif [ -n "${CI:-}" ]; then
+  echo "CI is set and spin is missing (../shared/spin/install.sh installs it)" >&2
+  exit 1
+else
+  echo "note: spin not found; the end-to-end pass on Spin skipped"
+fi
 
 if [ -d ../shared/spin-conformance ]; then
   python3 ../shared/spin-conformance/run.py target/release/berth

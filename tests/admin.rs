@@ -689,12 +689,31 @@ fn deleting_the_base_of_a_running_build_is_refused() {
     assert_eq!(app.as_admin().get("/api/v1/images/1").status, 200);
 }
 
+/// A raw HTTP/1.1 request with this `Host`; everything the server sent before closing (empty
+/// when it closed the connection unanswered).
+fn send_with_host(app: &TestApp, method: &str, path: &str, host: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(app.addr()).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    // A reset after the request counts as "closed unanswered".
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[test]
 fn admin_is_not_reachable_from_outside() {
     let app = TestApp::spawn();
     let token = app.token("root", berth_domain::auth::Role::Admin);
-    // The admin component has no public route: naming it as the host changes nothing. The
-    // paths the API does not serve belong to the portal, which refuses what it does not serve.
+    // The admin component has no public route. The paths the API does not serve belong to the
+    // portal, which refuses what it does not serve.
     for (method, path, status) in [
         ("POST", "/api/v1/admin", 404),
         ("POST", "/", 405),
@@ -704,10 +723,7 @@ fn admin_is_not_reachable_from_outside() {
             method,
             path,
             Some(&token),
-            &[
-                ("host", "admin.spin.internal"),
-                ("content-type", "application/json"),
-            ],
+            &[("content-type", "application/json")],
             b"{}",
         );
         assert_eq!(r.status, status, "{method} {path}: {}", r.text);
@@ -718,6 +734,30 @@ fn admin_is_not_reachable_from_outside() {
             r.text
         );
     }
+    // Naming its internal host from outside reaches no component at all, not even on the
+    // public write path: berth answers 400 saying why, Spin closes the connection unanswered.
+    let total = || app.as_admin().get("/api/v1/images").body["data"]["pagination"]["total"].clone();
+    let before = total();
+    assert_eq!(before, 4);
+    for (method, path) in [
+        ("POST", "/api/v1/admin"),
+        ("POST", "/"),
+        ("POST", "/api/v1/images"),
+    ] {
+        let answer = send_with_host(&app, method, path, "admin.spin.internal", &token);
+        match berth_tests::test_host() {
+            berth_tests::Host::Berth => assert!(
+                answer.starts_with("HTTP/1.1 400") && answer.contains("internal service"),
+                "{method} {path}: {answer}"
+            ),
+            berth_tests::Host::Spin => assert_eq!(answer, "", "{method} {path}"),
+        }
+    }
+    assert_eq!(
+        total(),
+        before,
+        "a request naming admin's host changed the catalog"
+    );
     // Writes reach it only through the catalog's public paths.
     let r = app
         .as_admin()

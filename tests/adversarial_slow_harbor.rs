@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_domain::auth::Role;
 use berth_tests::harbor::TestHarbor;
-use berth_tests::{AppOptions, Reply, TestApp};
+use berth_tests::{AppOptions, Reply, TestApp, skip_on_spin};
 use harbor_sim::FaultsPatch;
 use serde_json::json;
 
@@ -115,6 +115,11 @@ fn a_storm_of_stats_calls_on_a_slow_harbor_leaves_lists_answering() {
 
 #[test]
 fn a_component_at_its_limit_answers_503_and_others_keep_serving() {
+    if skip_on_spin(
+        "berth's per-component concurrency limit (BERTH_MAX_CONCURRENT_PER_COMPONENT); Spin has none",
+    ) {
+        return;
+    }
     let harbor = TestHarbor::start();
     let app = Arc::new(app_on(
         &harbor,

@@ -12,7 +12,7 @@ use berth_domain::db::Db;
 use berth_tests::harbor::TestHarbor;
 use berth_tests::postgres::{TestDatabase, fresh_database};
 use berth_tests::proxy::RoundRobin;
-use berth_tests::{AppOptions, Reply, TestApp, WEBHOOK_SECRET};
+use berth_tests::{AppOptions, Reply, TestApp, WEBHOOK_SECRET, skip_on_spin};
 use serde_json::{Value, json};
 
 const REPLICAS: usize = 3;
@@ -110,6 +110,11 @@ fn wait_until_ready(r: &Replicas, id: i64) -> Value {
 
 #[test]
 fn replicas_start_one_harbor_execution_per_source() {
+    if skip_on_spin(
+        "replicas share PostgreSQL, where Spin 4.0.2's spin:postgres query stops answering (docs/host.md); the Spin pass runs on SQLite",
+    ) {
+        return;
+    }
     const SOURCES: usize = 6;
     const PER_SOURCE: usize = 10;
     let harbor = TestHarbor::start();
@@ -180,6 +185,11 @@ fn replicas_start_one_harbor_execution_per_source() {
 
 #[test]
 fn replicas_converge_on_concurrent_webhooks() {
+    if skip_on_spin(
+        "replicas share PostgreSQL, where Spin 4.0.2's spin:postgres query stops answering (docs/host.md); the Spin pass runs on SQLite",
+    ) {
+        return;
+    }
     const IMAGES: usize = 4;
     let harbor = TestHarbor::start();
     // Harbor records its webhooks but sends none: the test delivers them all at once below.
@@ -289,6 +299,11 @@ fn replicas_converge_on_concurrent_webhooks() {
 
 #[test]
 fn replicas_never_lose_an_admin_update() {
+    if skip_on_spin(
+        "replicas share PostgreSQL, where Spin 4.0.2's spin:postgres query stops answering (docs/host.md); the Spin pass runs on SQLite",
+    ) {
+        return;
+    }
     let r = Replicas::start(None, &[]);
 
     // Six editors holding the same revision, on different replicas: one wins.

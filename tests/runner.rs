@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{AppOptions, TestApp};
+use berth_tests::{AppOptions, TestApp, skip_on_spin};
 
 mod fake_kubernetes;
 use fake_kubernetes::FakeKubernetes;
@@ -63,6 +63,11 @@ struct RealApp {
 
 /// Whether the tools are missing (the test is then skipped, with a message; in CI it fails).
 fn skipped() -> bool {
+    if skip_on_spin(
+        "real builds need berth up --runner buildah (it starts the runner and registry)",
+    ) {
+        return true;
+    }
     let missing = missing_tools();
     if !missing.is_empty() {
         assert!(

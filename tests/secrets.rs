@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use berth_domain::auth::{Claims, Role, issue_token};
-use berth_tests::{host_binary, repo_root};
+use berth_tests::{host_binary, repo_root, skip_on_spin};
 
 /// The development default spin.toml used to publish for `jwt_secret`.
 const OLD_DEFAULT_JWT_SECRET: &str = "berth-dev-jwt-secret-change-me";
@@ -102,6 +102,9 @@ fn berth_token(state_dir: &Path) -> String {
 
 #[test]
 fn demo_mode_generates_secrets_once_per_state_dir_and_the_old_default_is_refused() {
+    if skip_on_spin("berth up's demo mode and berth token") {
+        return;
+    }
     let state = tempfile::tempdir().unwrap();
     let up = up_demo(state.path());
     let said = up.lines.join("\n");
@@ -160,6 +163,9 @@ fn demo_mode_generates_secrets_once_per_state_dir_and_the_old_default_is_refused
 
 #[test]
 fn outside_demo_mode_a_missing_secret_is_a_start_up_error() {
+    if skip_on_spin("berth up's start-up check of required secrets (runs berth up itself)") {
+        return;
+    }
     let state = tempfile::tempdir().unwrap();
     let out = berth(&["up", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())

@@ -380,12 +380,20 @@ impl Server {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        strip_forbidden_headers(&mut req, self.local_addr.get().copied());
+        let internal_host = strip_forbidden_headers(&mut req);
 
         let (resp, component) = if let Some(wk) = path.strip_prefix(WELL_KNOWN_PREFIX) {
             (self.well_known(wk), None)
         } else {
             match self.router.route(&path) {
+                // Only the app's own components reach it under those names (service chaining).
+                Some(_) if internal_host => (
+                    bad_request(
+                        "the Host header names an internal service (*.spin.internal), which \
+                         only the app's own components can call",
+                    ),
+                    None,
+                ),
                 Some(m) => {
                     let resp = self.handle_route(req, &m, client_addr).await;
                     (resp, Some(m.component))
@@ -493,8 +501,9 @@ impl Server {
         if let Err(e) =
             set_req_uri(&mut req).and_then(|()| prepare_headers(&mut req, m, client_addr))
         {
-            tracing::error!("component {}: bad request: {e:#}", component.id);
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
+            // No usable Host (e.g. an HTTP/1.0 request without one): the client's mistake.
+            tracing::info!("component {}: bad request: {e:#}", component.id);
+            return bad_request(&format!("{e:#}"));
         }
         let Ok(permit) = component.permits.clone().try_acquire_owned() else {
             tracing::warn!(
@@ -732,22 +741,34 @@ fn stub_import(
     Ok(())
 }
 
-/// Spin's `strip_forbidden_headers`.
-fn strip_forbidden_headers(req: &mut Request<WasiBody>, own: Option<SocketAddr>) {
+/// Spin's `strip_forbidden_headers`: a client's `Host` naming a component's internal host
+/// (`<id>.spin.internal`) is removed. Returns whether it was.
+fn strip_forbidden_headers(req: &mut Request<WasiBody>) -> bool {
     let headers = req.headers_mut();
-    if let Some(host) = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        && service_chaining_target(host).is_some()
-    {
-        // A client naming a component's internal host reaches the app as itself.
-        headers.remove(http::header::HOST);
-        if let Some(own) = own.and_then(|a| HeaderValue::from_str(&a.to_string()).ok()) {
-            headers.insert(http::header::HOST, own);
-        }
-    }
     // Transport information for this hop only; guests forwarding it would break things.
     headers.remove(http::header::CONNECTION);
+    let internal = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| service_chaining_target(host).is_some());
+    if internal {
+        headers.remove(http::header::HOST);
+    }
+    internal
+}
+
+/// A 400 for a request the host cannot hand to a component, saying why. (Spin closes the
+/// connection without an answer.)
+fn bad_request(reason: &str) -> Response<WasiBody> {
+    let mut r = Response::new(full(format!("bad request: {reason}\n")));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// Spin's `set_req_uri`: absolute URI from the `Host` header (or the URI's own authority).

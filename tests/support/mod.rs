@@ -6,6 +6,8 @@
 //!
 //! Needs `target/release/berth` and the components (`scripts/test.sh` builds both), or
 //! `BERTH_BIN` pointing at a host binary.
+//!
+//! The host: berth's, or with `BERTH_TEST_HOST=spin` real Spin (`spin.rs`) on the same files.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,10 @@ pub mod fixtures;
 pub mod harbor;
 pub mod postgres;
 pub mod proxy;
+pub mod spin;
 pub mod tally;
+
+pub use spin::{Host, skip_on_spin, test_host};
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
@@ -61,6 +66,8 @@ pub struct TestApp {
     pub database: Option<postgres::TestDatabase>,
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
+    /// On Spin: the file its output goes to.
+    spin_log: Option<PathBuf>,
 }
 
 /// A response: status, headers and the JSON body (Null when not JSON).
@@ -127,17 +134,37 @@ impl TestApp {
             }
         }
         let port = free_port();
-        let mut cmd = Command::new(host_binary());
-        cmd.current_dir(repo_root())
-            .args([
-                "up",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--state-dir",
-            ])
-            .arg(state_dir.path())
-            .args(&opts.args)
-            .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+        let host = test_host();
+        let (mut cmd, spin_log) = match host {
+            Host::Berth => {
+                let mut cmd = Command::new(host_binary());
+                cmd.current_dir(repo_root())
+                    .args([
+                        "up",
+                        "--listen",
+                        &format!("127.0.0.1:{port}"),
+                        "--state-dir",
+                    ])
+                    .arg(state_dir.path())
+                    .args(&opts.args)
+                    .env("BERTH_COMPILE_CACHE", shared_compile_cache())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                (cmd, None)
+            }
+            Host::Spin => {
+                // What only berth's host understands: such a test calls skip_on_spin first.
+                assert!(
+                    opts.args.is_empty()
+                        && !opts.demo_harbor
+                        && !opts.env.iter().any(|(k, _)| k.starts_with("BERTH_")),
+                    "berth-only host options on Spin (skip the test with skip_on_spin)"
+                );
+                let (cmd, log) = spin::command(state_dir.path(), port);
+                (cmd, Some(log))
+            }
+        };
+        cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
             .env("SPIN_VARIABLE_HARBOR_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("SPIN_VARIABLE_WORKER_TOKEN", WORKER_TOKEN)
             .env("SPIN_VARIABLE_RUNNER_TOKEN", RUNNER_TOKEN)
@@ -148,10 +175,7 @@ impl TestApp {
             .env(
                 "SPIN_VARIABLE_PUBLIC_URL",
                 format!("http://127.0.0.1:{port}"),
-            )
-            .env("BERTH_COMPILE_CACHE", shared_compile_cache())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            );
         let harbor = match opts.harbor {
             Some(vars) => {
                 let hook = format!("http://127.0.0.1:{port}/api/v1/hooks/harbor");
@@ -176,8 +200,19 @@ impl TestApp {
             );
         }
         cmd.envs(opts.env);
-        let mut child = cmd.spawn().expect("start the berth host");
+        let mut child = cmd.spawn().expect("start the host");
         let output = Arc::new(Mutex::new(Vec::new()));
+        if let Some(log) = spin_log {
+            spin::wait_ready(&mut child, port, &log);
+            return TestApp {
+                base_url: format!("http://127.0.0.1:{port}"),
+                state_dir,
+                database,
+                child,
+                output,
+                spin_log: Some(log),
+            };
+        }
         let (tx, rx) = mpsc::channel();
         drain(child.stdout.take().unwrap(), output.clone(), Some(tx));
         drain(child.stderr.take().unwrap(), output.clone(), None);
@@ -197,6 +232,7 @@ impl TestApp {
             database,
             child,
             output,
+            spin_log: None,
         }
     }
 
@@ -228,7 +264,10 @@ impl TestApp {
 
     /// Everything the host printed so far (stdout and stderr).
     pub fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
+        match &self.spin_log {
+            Some(log) => std::fs::read_to_string(log).unwrap_or_default(),
+            None => self.output.lock().unwrap().join("\n"),
+        }
     }
 
     pub fn token(&self, sub: &str, role: Role) -> String {
@@ -326,8 +365,17 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let Some(log) = &self.spin_log else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        };
+        spin::kill_group(&mut self.child);
+        if std::thread::panicking() {
+            eprintln!("Spin's output is kept in {}", log.display());
+        } else {
+            let _ = std::fs::remove_file(log);
+        }
     }
 }
 

@@ -78,6 +78,17 @@ impl Db for SpinPostgres {
                 .collect(),
         })
     }
+
+    /// A statement whose rows are not wanted goes through `execute`: Spin 4.0.2's `query`
+    /// never returns for a statement that sends no row description (`BEGIN`, `COMMIT`, ...).
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<(), DbError> {
+        let sql = berth_domain::db::to_postgres_placeholders(sql);
+        let params: Vec<pg4::ParameterValue> = params.iter().map(to_pg).collect();
+        self.0
+            .execute(&sql, &params)
+            .map(drop)
+            .map_err(|e| DbError::from_message(format!("{e:?}")))
+    }
 }
 
 fn to_pg(v: &Value) -> pg4::ParameterValue {
