@@ -22,7 +22,20 @@ impl TestHarbor {
         TestHarbor::start_options(step, harbor_sim::official_images())
     }
 
+    /// A simulator whose one account is a system robot (never a system admin).
+    pub fn start_robot() -> TestHarbor {
+        TestHarbor::start_configured(Duration::from_millis(150), Vec::new(), |o| o.robot = true)
+    }
+
     fn start_options(step: Duration, seed_images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
+        TestHarbor::start_configured(step, seed_images, |_| {})
+    }
+
+    fn start_configured(
+        step: Duration,
+        seed_images: Vec<harbor_sim::SeedImage>,
+        configure: impl FnOnce(&mut SimOptions),
+    ) -> TestHarbor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -37,6 +50,8 @@ impl TestHarbor {
             seed_images,
             ..SimOptions::default()
         };
+        let mut opts = opts;
+        configure(&mut opts);
         let sim = runtime
             .block_on(Simulator::start("127.0.0.1:0".parse().unwrap(), opts))
             .expect("start harbor-sim");
