@@ -1841,3 +1841,88 @@ pub async fn handle_progress<S: HttpSender>(
     };
     crate::envelope::respond(Api::V1, result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::native::SqliteDb;
+    use crate::harbor::ExecutionStatus;
+
+    fn failed(end_time: Option<String>, in_progress: i64) -> Execution {
+        Execution {
+            id: 1,
+            status: ExecutionStatus::Failed,
+            status_text: "boom".into(),
+            end_time,
+            total: 1,
+            failed: 1 - in_progress,
+            in_progress,
+            ..Execution::default()
+        }
+    }
+
+    fn ago(seconds: i64) -> String {
+        time::to_rfc3339(chrono::Utc::now() - chrono::Duration::seconds(seconds))
+    }
+
+    #[test]
+    fn a_failure_is_final_only_once_harbor_ended_it_for_the_whole_window() {
+        let now = chrono::Utc::now().timestamp();
+        // Harbor ended the execution long ago: final at first sight.
+        let old = judge(&failed(Some(ago(200)), 0), "x", None, 150, now);
+        assert!(matches!(old, Judgement::HarborFailed(m) if m.contains("boom")));
+        // Ended recently: a retry may still come, whenever berth first saw it.
+        let recent = judge(&failed(Some(ago(30)), 0), "x", Some(&ago(500)), 150, now);
+        assert!(matches!(
+            recent,
+            Judgement::AwaitConfirmation { first_seen: false }
+        ));
+        let fresh = judge(&failed(Some(ago(30)), 0), "x", None, 150, now);
+        assert!(matches!(
+            fresh,
+            Judgement::AwaitConfirmation { first_seen: true }
+        ));
+        // Without Harbor's end time, berth's first sighting counts.
+        let unseen = judge(&failed(None, 0), "x", Some(&ago(200)), 150, now);
+        assert!(matches!(unseen, Judgement::HarborFailed(_)));
+        // A task running again is a retry, however old the failure.
+        let retrying = judge(&failed(Some(ago(500)), 1), "x", Some(&ago(500)), 150, now);
+        assert!(matches!(
+            retrying,
+            Judgement::Observe(Observation::Running { .. }, None)
+        ));
+    }
+
+    #[test]
+    fn a_lease_has_one_holder_until_released_or_expired() {
+        let db = SqliteDb(rusqlite::Connection::open_in_memory().unwrap());
+        db.execute(
+            "CREATE TABLE cached_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at TEXT NOT NULL)",
+            &[],
+        )
+        .unwrap();
+        assert!(claim_lease(&db, "sweep_import_1", 90).unwrap());
+        assert!(!claim_lease(&db, "sweep_import_1", 90).unwrap());
+        assert!(claim_lease(&db, "sweep_import_2", 90).unwrap());
+        release_lease(&db, "sweep_import_1").unwrap();
+        assert!(claim_lease(&db, "sweep_import_1", 0).unwrap());
+        // A lease of 0 s has already expired: the next caller takes it.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(claim_lease(&db, "sweep_import_1", 90).unwrap());
+    }
+
+    #[test]
+    fn harbor_versions_say_whether_events_name_their_execution() {
+        let info = |v: &str| crate::harbor::SystemInfo {
+            harbor_version: v.into(),
+        };
+        assert_eq!(info("v2.12.2-73072d0d").version(), Some((2, 12)));
+        assert_eq!(
+            info("v2.12.2-73072d0d").events_carry_execution_id(),
+            Some(false)
+        );
+        assert_eq!(info("v2.13.0-rc1").events_carry_execution_id(), Some(true));
+        assert_eq!(info("v3.0.1").events_carry_execution_id(), Some(true));
+        assert_eq!(info("").events_carry_execution_id(), None);
+    }
+}
