@@ -1249,19 +1249,8 @@ pub async fn harbor_system_info<S: HttpSender>(
     settings: &HarborSettings,
     sender: S,
 ) -> Option<crate::harbor::SystemInfo> {
-    let cached = ctx
-        .db
-        .query(
-            "SELECT value, expires_at FROM cached_values WHERE key = 'harbor_systeminfo'",
-            &[],
-        )
-        .ok()?;
-    if let Some(r) = cached.first() {
-        if time::parse(r.str("expires_at")).is_some_and(|t| t.timestamp() > ctx.now) {
-            return Some(crate::harbor::SystemInfo {
-                harbor_version: r.str("value").to_owned(),
-            });
-        }
+    if let Some(info) = cached_system_info(ctx) {
+        return Some(info);
     }
     let info = match settings.client(sender).system_info().await {
         Ok(info) => info,
@@ -1278,6 +1267,23 @@ pub async fn harbor_system_info<S: HttpSender>(
         &[info.harbor_version.clone().into(), expires.into()],
     );
     Some(info)
+}
+
+/// Harbor's system information as last read, while fresh; never asks Harbor.
+fn cached_system_info(ctx: &Context<'_>) -> Option<crate::harbor::SystemInfo> {
+    let cached = ctx
+        .db
+        .query(
+            "SELECT value, expires_at FROM cached_values WHERE key = 'harbor_systeminfo'",
+            &[],
+        )
+        .ok()?;
+    let r = cached.first()?;
+    time::parse(r.str("expires_at"))
+        .is_some_and(|t| t.timestamp() > ctx.now)
+        .then(|| crate::harbor::SystemInfo {
+            harbor_version: r.str("value").to_owned(),
+        })
 }
 
 /// What the statistics say about Harbor's version: which webhooks berth can match directly.
@@ -1389,7 +1395,8 @@ async fn fetch_harbor_stats<S: HttpSender>(
     sender: S,
 ) -> Result<Value, ApiError> {
     let settings = HarborSettings::from_context(ctx)?;
-    let info = harbor_system_info(ctx, &settings, &sender).await;
+    // The version as the sweep last read it: no second Harbor call on this path.
+    let info = cached_system_info(ctx);
     let s = settings
         .client(&sender)
         .statistics()
