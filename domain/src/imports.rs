@@ -1301,7 +1301,7 @@ fn own_project_counts(ctx: &Context<'_>, settings: &HarborSettings) -> Result<Va
     let rows = ctx.db.query(
         &format!(
             "SELECT COUNT(*) AS images, COUNT(DISTINCT repository) AS repositories, \
-             COALESCE(SUM(size), 0) AS size FROM images WHERE registry = ? \
+             CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size FROM images WHERE registry = ? \
              AND substr(repository, 1, {}) = ? AND status = 'ready' AND origin IN ('import', 'build')",
             project.chars().count() + 1
         ),
