@@ -194,8 +194,15 @@ fn replicas_converge_on_concurrent_webhooks() {
     let harbor = TestHarbor::start();
     // Harbor records its webhooks but sends none: the test delivers them all at once below.
     harbor.drop_webhooks();
-    // Reads never ask Harbor: webhooks alone move the imports.
-    let r = Replicas::start(Some(&harbor), &[("import_reconcile_after_seconds", "3600")]);
+    // Reads ask Harbor only about imports a webhook marked due (and no sweep runs): the
+    // webhooks decide which imports move.
+    let r = Replicas::start(
+        Some(&harbor),
+        &[
+            ("import_reconcile_after_seconds", "3600"),
+            ("sweep_interval_seconds", "3600"),
+        ],
+    );
     let ids: Vec<i64> = (0..IMAGES)
         .map(|i| {
             let reply = import(r.next(), &format!("docker.io/scale/hook-{i}:1"));
@@ -258,6 +265,11 @@ fn replicas_converge_on_concurrent_webhooks() {
         replies.len()
     };
     let first = storm("first storm");
+    // A webhook never calls Harbor: it marks its import due, and the next read asks Harbor.
+    for id in &ids {
+        let details = wait_until_ready(&r, *id);
+        assert_eq!(details["progress"], 100, "{details}");
+    }
     let etags: Vec<String> = ids
         .iter()
         .map(|id| {
@@ -266,10 +278,6 @@ fn replicas_converge_on_concurrent_webhooks() {
             d.header("etag").unwrap().to_owned()
         })
         .collect();
-    for id in &ids {
-        let details = wait_until_ready(&r, *id);
-        assert_eq!(details["progress"], 100, "{details}");
-    }
     let second = storm("second storm");
     for (id, etag) in ids.iter().zip(&etags) {
         let d = r.next().as_admin().get(&format!("/api/v1/images/{id}"));

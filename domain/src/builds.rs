@@ -813,19 +813,8 @@ pub async fn get<S: HttpSender>(
                 .parse()
                 .unwrap_or(5)
     });
-    if quiet && matches!(build.status.as_str(), "building" | "running") {
-        if let Ok(harbor) = HarborSettings::from_context(ctx) {
-            let (repository, tag) = build
-                .target
-                .rsplit_once(':')
-                .unwrap_or((build.target.as_str(), "latest"));
-            let client = harbor.client(&sender);
-            if let Some(facts) =
-                crate::imports::artifact_facts(&client, &harbor, repository, tag).await
-            {
-                complete_from_push(ctx, &harbor, &build.target, Some(&facts))?;
-            }
-        }
+    if quiet || pushed(ctx, &build.id)? {
+        complete_if_in_harbor(ctx, &sender, &build).await?;
     }
     let build = visible_build(ctx, id, caller)?;
     let build = if expire(ctx, &sender, &build).await? {
@@ -834,6 +823,116 @@ pub async fn get<S: HttpSender>(
         build
     };
     Ok(Api::V1.ok(build.view()))
+}
+
+/// Completes an unfinished build whose target Harbor holds (its webhook may be lost).
+async fn complete_if_in_harbor<S: HttpSender>(
+    ctx: &Context<'_>,
+    sender: &S,
+    build: &BuildRow,
+) -> Result<(), ApiError> {
+    if !matches!(build.status.as_str(), "building" | "running") {
+        return Ok(());
+    }
+    let Ok(harbor) = HarborSettings::from_context(ctx) else {
+        return Ok(());
+    };
+    let (repository, tag) = build
+        .target
+        .rsplit_once(':')
+        .unwrap_or((build.target.as_str(), "latest"));
+    let client = harbor.client(sender);
+    if let Some(facts) = crate::imports::artifact_facts(&client, &harbor, repository, tag).await {
+        complete_from_push(ctx, &harbor, &build.target, Some(&facts))?;
+    }
+    Ok(())
+}
+
+fn pushed_key(id: &str) -> String {
+    format!("build_pushed_{id}")
+}
+
+/// Harbor's PUSH_ARTIFACT for `target` (`<repository>:<tag>`) arrived: the unfinished build
+/// that pushes there is due for a read of the artifact (by the sweep or the next read).
+/// Returns whether such a build exists. The webhook itself never calls Harbor.
+pub fn note_push(ctx: &Context<'_>, target: &str) -> Result<bool, ApiError> {
+    let rows = ctx.db.query(
+        "SELECT id, deadline_at FROM builds WHERE target = ? AND status IN ('building', 'running') \
+         ORDER BY created_at DESC LIMIT 1",
+        &[target.into()],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(false);
+    };
+    ctx.db.execute(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES (?, '', ?) \
+         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at",
+        &[
+            pushed_key(row.str("id")).into(),
+            row.str("deadline_at").to_owned().into(),
+        ],
+    )?;
+    Ok(true)
+}
+
+/// Whether Harbor announced the push of build `id`'s target.
+fn pushed(ctx: &Context<'_>, id: &str) -> Result<bool, ApiError> {
+    let rows = ctx.db.query(
+        "SELECT expires_at FROM cached_values WHERE key = ?",
+        &[pushed_key(id).into()],
+    )?;
+    Ok(rows
+        .first()
+        .is_some_and(|r| time::parse(r.str("expires_at")).is_some_and(|t| t.timestamp() > ctx.now)))
+}
+
+/// The sweep's part for builds: the `batch` unfinished builds least recently updated are
+/// checked in Harbor (completed when their target is there) and failed past their
+/// deadline, each under a lease so concurrent sweepers never work the same build.
+pub async fn sweep<S: HttpSender>(
+    ctx: &Context<'_>,
+    sender: &S,
+    batch: usize,
+    lease_seconds: i64,
+) -> Result<Value, ApiError> {
+    let rows = ctx.db.query(
+        &format!(
+            "SELECT {BUILD_COLUMNS} FROM builds WHERE status IN ('building', 'running') \
+             ORDER BY updated_at ASC, id ASC LIMIT ?"
+        ),
+        &[(4 * batch as i64).into()],
+    )?;
+    let (mut reconciled, mut finished, mut skipped) = (0, 0, 0);
+    for build in rows.iter().map(|r| BuildRow::from_row(&r)) {
+        if reconciled >= batch {
+            break;
+        }
+        let lease = format!("sweep_build_{}", build.id);
+        if !crate::imports::claim_lease(ctx.db, &lease, lease_seconds)? {
+            skipped += 1;
+            continue;
+        }
+        reconciled += 1;
+        let result = async {
+            complete_if_in_harbor(ctx, sender, &build).await?;
+            match load(ctx, &build.id)? {
+                Some(latest) => expire(ctx, sender, &latest).await,
+                None => Ok(false),
+            }
+        }
+        .await;
+        crate::imports::release_lease(ctx.db, &lease)?;
+        if let Err(e) = result {
+            eprintln!("warning: sweeping build {}: {}", build.id, e.message);
+            continue;
+        }
+        if load(ctx, &build.id)?
+            .is_some_and(|b| !matches!(b.status.as_str(), "building" | "running"))
+        {
+            finished += 1;
+        }
+    }
+    Ok(json!({"reconciled": reconciled, "finished": finished, "skipped": skipped}))
 }
 
 /// `GET /api/v1/builds`: the caller's builds, newest first.

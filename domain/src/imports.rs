@@ -100,7 +100,7 @@ impl HarborSettings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             deadline_seconds: number(ctx, "import_deadline_seconds", 3600).max(1),
-            confirm_failure_seconds: number(ctx, "import_failure_confirm_seconds", 10).max(0),
+            confirm_failure_seconds: number(ctx, "import_failure_confirm_seconds", 150).max(0),
             reconcile_after_seconds: number(ctx, "import_reconcile_after_seconds", 5).max(0),
             redrive_after_seconds: number(ctx, "import_redrive_after_seconds", 30).max(0),
             webhook_url: ctx.var("webhook_url").trim().to_owned(),
@@ -455,18 +455,30 @@ fn judge(
             Observation::Failed,
             Some(format!("the import of {source} was stopped in Harbor")),
         ),
+        // A task still running after a failure is Harbor's job service retrying it.
+        Some(ExecutionOutcome::Failed) if execution.in_progress > 0 => {
+            Judgement::Observe(Observation::Running { progress: Some(5) }, None)
+        }
         Some(ExecutionOutcome::Failed) => {
-            let seen = failure_seen_at.and_then(time::parse).map(|t| t.timestamp());
-            match seen {
-                Some(t) if now - t >= confirm_seconds => Judgement::Observe(
-                    Observation::Failed,
-                    Some(failure_reason(source, &execution.status_text)),
-                ),
-                Some(_) => Judgement::AwaitConfirmation { first_seen: false },
-                None if confirm_seconds == 0 => Judgement::Observe(
-                    Observation::Failed,
-                    Some(failure_reason(source, &execution.status_text)),
-                ),
+            // Harbor retries a failed task after a back-off, so a failure is final only once
+            // the execution has ended (Harbor's end time, else when berth first saw it) for
+            // the whole confirm window with no task running.
+            let ended = execution
+                .end_time
+                .as_deref()
+                .and_then(time::parse)
+                .or_else(|| failure_seen_at.and_then(time::parse))
+                .map(|t| t.timestamp());
+            match ended {
+                Some(t) if now - t >= confirm_seconds => {
+                    Judgement::HarborFailed(failure_reason(source, &execution.status_text))
+                }
+                Some(_) => Judgement::AwaitConfirmation {
+                    first_seen: failure_seen_at.is_none(),
+                },
+                None if confirm_seconds == 0 => {
+                    Judgement::HarborFailed(failure_reason(source, &execution.status_text))
+                }
                 None => Judgement::AwaitConfirmation { first_seen: true },
             }
         }
@@ -476,6 +488,9 @@ fn judge(
 enum Judgement {
     Observe(Observation, Option<String>),
     Imported,
+    /// Harbor's execution failed and stayed so past the confirm window: final, unless a
+    /// later success revives it.
+    HarborFailed(String),
     /// Harbor reads `Failed`, which it sometimes does briefly before `Succeed`.
     AwaitConfirmation {
         first_seen: bool,
@@ -529,13 +544,28 @@ pub async fn reconcile<S: HttpSender>(
         ctx.now,
     ) {
         Judgement::Observe(observation, message) => {
-            if matches!(observation, Observation::Running { .. }) && row.failure_seen_at.is_some() {
+            // Running again (a retried task), or ended for a reason no retry changes.
+            if row.failure_seen_at.is_some() {
                 ctx.db.execute(
                     "UPDATE imports SET failure_seen_at = NULL WHERE id = ?",
                     &[row.id.into()],
                 )?;
             }
             observe(ctx.db, row.image_id, &observation, message.as_deref(), None)?;
+        }
+        Judgement::HarborFailed(message) => {
+            // `failure_seen_at` stays set on such a failure: it marks the import revivable.
+            ctx.db.execute(
+                "UPDATE imports SET failure_seen_at = COALESCE(failure_seen_at, ?) WHERE id = ?",
+                &[time::now_rfc3339().into(), row.id.into()],
+            )?;
+            observe(
+                ctx.db,
+                row.image_id,
+                &Observation::Failed,
+                Some(&message),
+                None,
+            )?;
         }
         Judgement::Imported => {
             if let Some(image) = store::get(ctx.db, row.image_id)? {
@@ -583,6 +613,10 @@ pub(crate) async fn complete<S: HttpSender>(
             "{} was pinned to {pin} but the source's tag holds {}; the copy was not accepted",
             row.source, facts.digest
         );
+        ctx.db.execute(
+            "UPDATE imports SET failure_seen_at = NULL WHERE id = ?",
+            &[row.id.into()],
+        )?;
         observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?;
         return Ok("failed: not the pinned digest");
     }
@@ -998,7 +1032,7 @@ async fn run_import<S: HttpSender>(
             Some(id) => id,
             None => client.ensure_registry(&registry).await?,
         };
-        let policy = PolicySpec::new(
+        let mut policy = PolicySpec::new(
             policy_name(source),
             registry_id,
             source.repository.clone(),
@@ -1006,6 +1040,9 @@ async fn run_import<S: HttpSender>(
         )
         .with_replace_count(0)
         .with_dest_namespace(settings.dest_namespace(source));
+        // Harbor before v2.13 names no execution in its REPLICATION events, only the
+        // policy's description: it carries the policy name so berth can match them.
+        policy.description = format!("Image import managed by berth ({})", policy.name);
         let policy_id = client.ensure_pull_policy(&policy).await?;
         // A re-drive adopts the execution the first run started before it stopped, if it
         // got that far: in progress, succeeded or failed, it is this attempt's copy.
@@ -1192,8 +1229,8 @@ pub async fn harbor_stats<S: HttpSender>(
             .map(|v| (v, fresh))
     });
     match last {
-        Some((v, true)) => return Ok(Api::V1.ok(v)),
-        Some((v, false)) if !claim_stats_refresh(ctx)? => return Ok(Api::V1.ok(v)),
+        Some((v, true)) => return with_own_counts(ctx, v),
+        Some((v, false)) if !claim_stats_refresh(ctx)? => return with_own_counts(ctx, v),
         None if !claim_stats_refresh(ctx)? => {
             return Err(ApiError::unavailable(
                 "Harbor's statistics are being fetched; retry shortly",
@@ -1215,20 +1252,198 @@ pub async fn harbor_stats<S: HttpSender>(
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
         &[data.to_string().into(), expires.into()],
     )?;
+    with_own_counts(ctx, data)
+}
+
+/// Harbor's statistics plus berth's own project, counted now from berth's rows.
+fn with_own_counts(ctx: &Context<'_>, mut data: Value) -> Result<Response, ApiError> {
+    if let Ok(settings) = HarborSettings::from_context(ctx) {
+        data["project"] = own_project_counts(ctx, &settings)?;
+    }
     Ok(Api::V1.ok(data))
 }
 
 /// Takes the refresh lease unless another caller holds a live one.
 fn claim_stats_refresh(ctx: &Context<'_>) -> Result<bool, ApiError> {
+    Ok(claim_lease(
+        ctx.db,
+        "harbor_stats_refresh",
+        STATS_REFRESH_LEASE_SECONDS,
+    )?)
+}
+
+/// Takes the lease `key` for `seconds` unless another caller holds a live one: one row in
+/// `cached_values`, claimed in one statement, so replicas sharing a database never both
+/// hold it. [`release_lease`] ends it early.
+pub fn claim_lease(db: &dyn Db, key: &str, seconds: i64) -> Result<bool, DbError> {
     let now = chrono::Utc::now();
-    let until = now + chrono::Duration::seconds(STATS_REFRESH_LEASE_SECONDS);
-    let claimed = ctx.db.query(
-        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_stats_refresh', '', ?) \
+    let until = now + chrono::Duration::seconds(seconds);
+    let claimed = db.query(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES (?, '', ?) \
          ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
          WHERE cached_values.expires_at < ? RETURNING key",
-        &[time::to_rfc3339(until).into(), time::to_rfc3339(now).into()],
+        &[
+            key.into(),
+            time::to_rfc3339(until).into(),
+            time::to_rfc3339(now).into(),
+        ],
     )?;
     Ok(!claimed.is_empty())
+}
+
+pub fn release_lease(db: &dyn Db, key: &str) -> Result<(), DbError> {
+    db.execute("DELETE FROM cached_values WHERE key = ?", &[key.into()])
+}
+
+/// How long Harbor's system information is kept: it changes only with an upgrade.
+const SYSTEM_INFO_TTL_SECONDS: i64 = 3600;
+
+/// Harbor's version, read once and cached (`GET /systeminfo`); `None` while Harbor cannot
+/// be asked.
+pub async fn harbor_system_info<S: HttpSender>(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    sender: S,
+) -> Option<crate::harbor::SystemInfo> {
+    if let Some(info) = cached_system_info(ctx) {
+        return Some(info);
+    }
+    let info = match settings.client(sender).system_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("warning: reading Harbor's system information: {e}");
+            return None;
+        }
+    };
+    let expires =
+        time::to_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(SYSTEM_INFO_TTL_SECONDS));
+    let _ = ctx.db.execute(
+        "INSERT INTO cached_values (key, value, expires_at) VALUES ('harbor_systeminfo', ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        &[info.harbor_version.clone().into(), expires.into()],
+    );
+    Some(info)
+}
+
+/// Harbor's system information as last read, while fresh; never asks Harbor.
+fn cached_system_info(ctx: &Context<'_>) -> Option<crate::harbor::SystemInfo> {
+    let cached = ctx
+        .db
+        .query(
+            "SELECT value, expires_at FROM cached_values WHERE key = 'harbor_systeminfo'",
+            &[],
+        )
+        .ok()?;
+    let r = cached.first()?;
+    time::parse(r.str("expires_at"))
+        .is_some_and(|t| t.timestamp() > ctx.now)
+        .then(|| crate::harbor::SystemInfo {
+            harbor_version: r.str("value").to_owned(),
+        })
+}
+
+/// What the statistics say about Harbor's version: which webhooks berth can match directly.
+fn version_view(info: Option<&crate::harbor::SystemInfo>) -> Value {
+    json!({
+        "harborVersion": info.map(|i| i.harbor_version.clone()).filter(|v| !v.is_empty()),
+        "eventsCarryExecutionId": info.and_then(|i| i.events_carry_execution_id()),
+    })
+}
+
+/// berth's own project counted from berth's own rows: what is ready there (imports and
+/// builds), whatever Harbor lets its account see.
+fn own_project_counts(ctx: &Context<'_>, settings: &HarborSettings) -> Result<Value, ApiError> {
+    let project = &settings.harbor.project;
+    let rows = ctx.db.query(
+        &format!(
+            "SELECT COUNT(*) AS images, COUNT(DISTINCT repository) AS repositories, \
+             CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size FROM images WHERE registry = ? \
+             AND substr(repository, 1, {}) = ? AND status = 'ready' AND origin IN ('import', 'build')",
+            project.chars().count() + 1
+        ),
+        &[
+            settings.registry_host.clone().into(),
+            format!("{project}/").into(),
+        ],
+    )?;
+    let row = rows.first();
+    let count = |column: &str| {
+        row.as_ref()
+            .and_then(|r| r.get(column).as_i64())
+            .unwrap_or(0)
+    };
+    Ok(json!({
+        "name": project,
+        "repositories": count("repositories"),
+        "images": count("images"),
+        "size": count("size"),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// progress: the sweep
+
+/// The most imports, and the most builds, one sweep run reconciles.
+pub const SWEEP_BATCH: usize = 20;
+/// How long a sweeper holds an import or a build (longer than any reconcile takes).
+const SWEEP_LEASE_SECONDS: i64 = 90;
+
+/// `POST /api/v1/internal/sweep` (`Authorization: Bearer <worker_token>`), called by a
+/// scheduler every `sweep_interval_seconds`: reconciles the unfinished imports heard from
+/// least recently (those a webhook marked due first) and the unfinished builds, at most
+/// [`SWEEP_BATCH`] of each. Each row is leased while it is worked on, so replicas sweeping
+/// at once never work the same row; a row another sweeper holds is skipped.
+pub async fn sweep<S: HttpSender>(
+    req: &crate::http::Request,
+    ctx: &Context<'_>,
+    sender: S,
+) -> Result<Response, ApiError> {
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.trim().strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
+        return Err(ApiError::unauthorized(
+            "send 'Authorization: Bearer <worker_token>'",
+        ));
+    }
+    crate::migrations::ensure_for(ctx)?;
+    let settings = HarborSettings::from_context(ctx)?;
+    let candidates = ctx.db.query(
+        &format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE state IN ('pending', 'running') \
+             ORDER BY COALESCE(last_event_at, '') ASC, id ASC LIMIT ?"
+        ),
+        &[(4 * SWEEP_BATCH as i64).into()],
+    )?;
+    let (mut reconciled, mut finished, mut skipped) = (0, 0, 0);
+    for row in candidates.iter().map(|r| ImportRow::from_row(&r)) {
+        if reconciled >= SWEEP_BATCH {
+            break;
+        }
+        let lease = format!("sweep_import_{}", row.id);
+        if !claim_lease(ctx.db, &lease, SWEEP_LEASE_SECONDS)? {
+            skipped += 1;
+            continue;
+        }
+        reconciled += 1;
+        let result = reconcile(ctx, &settings, &sender, &row).await;
+        release_lease(ctx.db, &lease)?;
+        if let Err(e) = result {
+            eprintln!("warning: sweeping import {}: {}", row.id, e.message);
+            continue;
+        }
+        if latest_import(ctx.db, row.image_id)?.is_some_and(|r| r.state.phase.is_terminal()) {
+            finished += 1;
+        }
+    }
+    let builds = crate::builds::sweep(ctx, &sender, SWEEP_BATCH, SWEEP_LEASE_SECONDS).await?;
+    let info = harbor_system_info(ctx, &settings, &sender).await;
+    Ok(Api::V1.ok(json!({
+        "imports": {"reconciled": reconciled, "finished": finished, "skipped": skipped},
+        "builds": builds,
+        "harbor": version_view(info.as_ref()),
+    })))
 }
 
 async fn fetch_harbor_stats<S: HttpSender>(
@@ -1236,6 +1451,8 @@ async fn fetch_harbor_stats<S: HttpSender>(
     sender: S,
 ) -> Result<Value, ApiError> {
     let settings = HarborSettings::from_context(ctx)?;
+    // The version as the sweep last read it: no second Harbor call on this path.
+    let info = cached_system_info(ctx);
     let s = settings
         .client(&sender)
         .statistics()
@@ -1252,6 +1469,7 @@ async fn fetch_harbor_stats<S: HttpSender>(
         "totalImages": images,
         "totalSize": s.total_storage_consumption,
         "scope": scope,
+        "harbor": version_view(info.as_ref()),
     });
     Ok(data)
 }
@@ -1301,11 +1519,10 @@ pub fn webhook_authorized(header: Option<&str>, secret: &str) -> bool {
     crate::auth::secret_matches(secret, token)
 }
 
-pub async fn webhook<S: HttpSender>(
-    req: &crate::http::Request,
-    ctx: &Context<'_>,
-    sender: S,
-) -> Result<Response, ApiError> {
+/// `POST /api/v1/hooks/harbor`. Harbor gives a delivery 3 seconds, so this handler never
+/// calls Harbor: it records which import or build the event is about (due for a read) and
+/// answers; the sweep, or the next read of that import or build, asks Harbor.
+pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
     if !webhook_authorized(
         req.header("authorization"),
         &ctx.var("harbor_webhook_secret"),
@@ -1332,16 +1549,10 @@ pub async fn webhook<S: HttpSender>(
     let settings = HarborSettings::from_context(ctx)?;
     let outcome = match kind {
         "REPLICATION" => {
-            let execution_id = data["replication"]["execution_id"].as_i64();
-            match execution_id
-                .map(|id| import_by_execution(ctx.db, id))
-                .transpose()?
-                .flatten()
-            {
-                Some(row) => {
-                    reconcile(ctx, &settings, sender, &row).await?;
-                    "reconciled"
-                }
+            let replication = &data["replication"];
+            let success = replication["job_status"].as_str() == Some("Success");
+            match replication_import(ctx, &settings, replication)? {
+                Some(row) => note_harbor_event(ctx, &row, success)?,
                 None => "ignored: no import has this execution",
             }
         }
@@ -1354,13 +1565,10 @@ pub async fn webhook<S: HttpSender>(
                 "ignored: a digest, not a tag"
             } else {
                 match image_at(ctx.db, &settings.registry_host, repo, tag)? {
-                    Some(image) if kind == "PUSH_ARTIFACT" && image.status == "importing" => {
+                    Some(image) if kind == "PUSH_ARTIFACT" => {
                         match latest_import(ctx.db, image.id)? {
-                            Some(row) if !row.state.phase.is_terminal() => {
-                                let client = settings.client(&sender);
-                                complete(ctx, &settings, &client, &image, &row).await?
-                            }
-                            _ => "ignored: no import in progress",
+                            Some(row) => note_harbor_event(ctx, &row, true)?,
+                            None => "ignored: no import of this image",
                         }
                     }
                     Some(image) if kind == "DELETE_ARTIFACT" && image.status == "ready" => {
@@ -1371,22 +1579,10 @@ pub async fn webhook<S: HttpSender>(
                         "image marked gone"
                     }
                     None if kind == "PUSH_ARTIFACT" => {
-                        let client = settings.client(&sender);
-                        let facts = artifact_facts(&client, &settings, repo, tag).await;
-                        let target = format!("{repo}:{tag}");
-                        // A build completes only with the artifact's facts, like an import.
-                        let Some(facts) = facts else {
-                            return Ok(Api::V1.ok(json!({"type": kind, "outcome": "waiting: the artifact could not be read yet"})));
-                        };
-                        let facts = Some(facts);
-                        match crate::builds::complete_from_push(
-                            ctx,
-                            &settings,
-                            &target,
-                            facts.as_ref(),
-                        )? {
-                            Some(_) => "build completed",
-                            None => "ignored: no matching image or build",
+                        if crate::builds::note_push(ctx, &format!("{repo}:{tag}"))? {
+                            "noted: the build completes once berth has read the artifact"
+                        } else {
+                            "ignored: no matching image or build"
                         }
                     }
                     _ => "ignored: no matching image",
@@ -1399,6 +1595,112 @@ pub async fn webhook<S: HttpSender>(
         _ => "ignored: event type not used",
     };
     Ok(Api::V1.ok(json!({"type": kind, "outcome": outcome})))
+}
+
+/// The import a REPLICATION event is about: by `execution_id` (Harbor v2.13 and later);
+/// else, as older Harbors send none, by the replicated artifact's destination repository and
+/// tags, else by the policy name berth writes into each policy's description.
+fn replication_import(
+    ctx: &Context<'_>,
+    settings: &HarborSettings,
+    replication: &Value,
+) -> Result<Option<ImportRow>, DbError> {
+    if let Some(id) = replication["execution_id"].as_i64().filter(|id| *id > 0) {
+        return import_by_execution(ctx.db, id);
+    }
+    let namespace = replication["dest_resource"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let artifacts = ["successful_artifact", "failed_artifact"]
+        .into_iter()
+        .filter_map(|key| replication[key].as_array())
+        .flatten();
+    for artifact in artifacts {
+        let name =
+            crate::harbor::Task::resource_name(artifact["name_tag"].as_str().unwrap_or_default());
+        let repository = format!("{namespace}/{name}");
+        let tags = artifact["references"].as_array().into_iter().flatten();
+        for tag in tags.filter_map(Value::as_str) {
+            if let Some(image) = image_at(ctx.db, &settings.registry_host, &repository, tag)? {
+                if let Some(row) = latest_import(ctx.db, image.id)? {
+                    return Ok(Some(row));
+                }
+            }
+        }
+    }
+    let description = replication["description"].as_str().unwrap_or_default();
+    match description
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|word| word.starts_with("berth-import-"))
+    {
+        Some(policy) => import_by_policy_name(ctx, policy),
+        None => Ok(None),
+    }
+}
+
+/// The newest import still within its deadline whose replication policy is `policy`.
+fn import_by_policy_name(ctx: &Context<'_>, policy: &str) -> Result<Option<ImportRow>, DbError> {
+    let rows = ctx.db.query(
+        &format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE state IN ('pending', 'running', 'failed') \
+             AND deadline_at > ? ORDER BY id DESC LIMIT 500"
+        ),
+        &[time::to_rfc3339(chrono::Utc::now()).into()],
+    )?;
+    Ok(rows.iter().map(|r| ImportRow::from_row(&r)).find(|row| {
+        ImageRef::parse(&row.source).is_ok_and(|source| policy_name(&source) == policy)
+    }))
+}
+
+/// Records that Harbor said something about `row`'s import: an unfinished import is due for
+/// a read of Harbor (the sweep and readers take due imports first); a success revives an
+/// import that failed recently (see [`revivable`]). Returns the webhook's outcome.
+fn note_harbor_event(
+    ctx: &Context<'_>,
+    row: &ImportRow,
+    success: bool,
+) -> Result<&'static str, ApiError> {
+    with_write_tx(ctx.db, || {
+        let Some(latest) = latest_import(ctx.db, row.image_id)?.filter(|l| l.id == row.id) else {
+            return Ok("ignored: a newer import of this image exists");
+        };
+        if !latest.state.phase.is_terminal() {
+            ctx.db.execute(
+                "UPDATE imports SET last_event_at = NULL WHERE id = ?",
+                &[latest.id.into()],
+            )?;
+            return Ok("noted: berth reads Harbor in the sweep or on the next read");
+        }
+        if !(success && revivable(ctx, &latest)?) {
+            return Ok("ignored: the import has ended");
+        }
+        let now = time::now_rfc3339();
+        ctx.db.execute(
+            "UPDATE imports SET state = 'running', failure_seen_at = NULL, last_event_at = NULL, \
+             message = NULL, updated_at = ? WHERE id = ?",
+            &[now.clone().into(), latest.id.into()],
+        )?;
+        ctx.db.execute(
+            "UPDATE images SET status = 'importing', revision = revision + 1, updated_at = ? WHERE id = ?",
+            &[now.into(), latest.image_id.into()],
+        )?;
+        Ok("revived: Harbor reports a success after a failure; berth reads Harbor again")
+    })
+}
+
+/// A failed import Harbor may still complete: it failed on Harbor's word (its execution
+/// read `Failed`, which leaves `failure_seen_at` set) before its deadline, and its image
+/// still reads failed. Harbor retries a
+/// failed task after a back-off, so a success can follow what looked final.
+fn revivable(ctx: &Context<'_>, row: &ImportRow) -> Result<bool, ApiError> {
+    if row.state.phase != Phase::Failed
+        || row.execution_id.is_none()
+        || row.failure_seen_at.is_none()
+        || time::parse(&row.deadline_at).is_none_or(|d| d.timestamp() < ctx.now)
+    {
+        return Ok(false);
+    }
+    Ok(store::get(ctx.db, row.image_id)?.is_some_and(|image| image.status == "failed"))
 }
 
 /// `PUT /api/v1/images:import/{name}/progress` from a sync worker.
@@ -1584,9 +1886,13 @@ pub async fn handle_progress<S: HttpSender>(
             .collect::<Vec<_>>()
             .as_slice(),
     ) {
-        ("POST", ["api", "v1", "hooks", "harbor"]) => webhook(req, ctx, sender).await,
+        ("POST", ["api", "v1", "hooks", "harbor"]) => webhook(req, ctx),
         ("PUT", ["api", "v1", "images:import", name, "progress"]) => {
             worker_progress(name, req, ctx)
+        }
+        ("POST", ["api", "v1", "internal", "sweep"]) => sweep(req, ctx, sender).await,
+        (method, ["api", "v1", "internal", "sweep"]) => {
+            Err(ApiError::method_not_allowed(method, "POST"))
         }
         ("PUT", ["api", "v1", "builds", id, "status"]) => {
             crate::builds::runner_status(id, req, ctx)
@@ -1600,4 +1906,89 @@ pub async fn handle_progress<S: HttpSender>(
         (method, _) => Err(ApiError::no_route(method, &req.path)),
     };
     crate::envelope::respond(Api::V1, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::native::SqliteDb;
+    use crate::harbor::ExecutionStatus;
+
+    fn failed(end_time: Option<String>, in_progress: i64) -> Execution {
+        Execution {
+            id: 1,
+            status: ExecutionStatus::Failed,
+            status_text: "boom".into(),
+            end_time,
+            total: 1,
+            failed: 1 - in_progress,
+            in_progress,
+            ..Execution::default()
+        }
+    }
+
+    fn ago(seconds: i64) -> String {
+        time::to_rfc3339(chrono::Utc::now() - chrono::Duration::seconds(seconds))
+    }
+
+    #[test]
+    fn a_failure_is_final_only_once_harbor_ended_it_for_the_whole_window() {
+        let now = chrono::Utc::now().timestamp();
+        // Harbor ended the execution long ago: final at first sight.
+        let old = judge(&failed(Some(ago(200)), 0), "x", None, 150, now);
+        assert!(matches!(old, Judgement::HarborFailed(m) if m.contains("boom")));
+        // Ended recently: a retry may still come, whenever berth first saw it.
+        let recent = judge(&failed(Some(ago(30)), 0), "x", Some(&ago(500)), 150, now);
+        assert!(matches!(
+            recent,
+            Judgement::AwaitConfirmation { first_seen: false }
+        ));
+        let fresh = judge(&failed(Some(ago(30)), 0), "x", None, 150, now);
+        assert!(matches!(
+            fresh,
+            Judgement::AwaitConfirmation { first_seen: true }
+        ));
+        // Without Harbor's end time, berth's first sighting counts.
+        let unseen = judge(&failed(None, 0), "x", Some(&ago(200)), 150, now);
+        assert!(matches!(unseen, Judgement::HarborFailed(_)));
+        // A task running again is a retry, however old the failure.
+        let retrying = judge(&failed(Some(ago(500)), 1), "x", Some(&ago(500)), 150, now);
+        assert!(matches!(
+            retrying,
+            Judgement::Observe(Observation::Running { .. }, None)
+        ));
+    }
+
+    #[test]
+    fn a_lease_has_one_holder_until_released_or_expired() {
+        let db = SqliteDb(rusqlite::Connection::open_in_memory().unwrap());
+        db.execute(
+            "CREATE TABLE cached_values (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at TEXT NOT NULL)",
+            &[],
+        )
+        .unwrap();
+        assert!(claim_lease(&db, "sweep_import_1", 90).unwrap());
+        assert!(!claim_lease(&db, "sweep_import_1", 90).unwrap());
+        assert!(claim_lease(&db, "sweep_import_2", 90).unwrap());
+        release_lease(&db, "sweep_import_1").unwrap();
+        assert!(claim_lease(&db, "sweep_import_1", 0).unwrap());
+        // A lease of 0 s has already expired: the next caller takes it.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(claim_lease(&db, "sweep_import_1", 90).unwrap());
+    }
+
+    #[test]
+    fn harbor_versions_say_whether_events_name_their_execution() {
+        let info = |v: &str| crate::harbor::SystemInfo {
+            harbor_version: v.into(),
+        };
+        assert_eq!(info("v2.12.2-73072d0d").version(), Some((2, 12)));
+        assert_eq!(
+            info("v2.12.2-73072d0d").events_carry_execution_id(),
+            Some(false)
+        );
+        assert_eq!(info("v2.13.0-rc1").events_carry_execution_id(), Some(true));
+        assert_eq!(info("v3.0.1").events_carry_execution_id(), Some(true));
+        assert_eq!(info("").events_carry_execution_id(), None);
+    }
 }

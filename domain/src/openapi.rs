@@ -424,7 +424,11 @@ fn schemas() -> Value {
             "description": "Harbor counts repositories, not tags: totalImages is the number of repositories. Harbor shows totals and storage only to system admins; with a robot account berth reports the public projects and repositories and scope is public.",
             "properties": {"totalProjects": {"type": "integer"}, "totalImages": {"type": "integer", "description": "Repositories"},
                            "totalSize": {"type": "integer", "description": "Bytes of blob storage (0 unless berth's Harbor account is an admin)"},
-                           "scope": {"type": "string", "enum": ["all", "public"]}}
+                           "scope": {"type": "string", "enum": ["all", "public"]},
+                           "project": {"type": "object", "description": "berth's own Harbor project, counted from berth's rows (ready imports and builds), whatever Harbor's account may see",
+                               "properties": {"name": {"type": "string"}, "repositories": {"type": "integer"}, "images": {"type": "integer"}, "size": {"type": "integer", "description": "Bytes, the images' sizes summed"}}},
+                           "harbor": {"type": "object", "properties": {"harborVersion": {"type": ["string", "null"], "description": "From Harbor's /systeminfo, as the sweep last read it"},
+                               "eventsCarryExecutionId": {"type": ["boolean", "null"], "description": "Harbor v2.13 and later name the execution in REPLICATION events"}}}}
         },
         "FlatImage": {
             "type": "object",
@@ -524,7 +528,14 @@ pub fn document() -> Value {
                 .body(json!({"type": "object", "description": "Harbor's Default payload: {type, occur_at, operator, event_data}"}))
                 .errors(&[400, 401, 503])
                 .security("harborWebhook")
-                .describe("Idempotent: duplicates and late events change nothing; completion is decided from the execution's own status."))},
+                .describe("Answers without calling Harbor (Harbor waits 3 s): it marks the import or build the event is about as due, matched by execution_id or, from Harbors before v2.13, by destination names; the sweep or the next read asks Harbor. Idempotent: duplicates and late events change nothing; completion is decided from the execution's own status."))},
+            "/api/v1/internal/sweep": {"post": v1(Op::new("Reconcile unfinished imports and builds with Harbor (a scheduler calls it every sweep_interval_seconds)", (200, v1_envelope(json!({"type": "object", "properties": {
+                    "imports": {"type": "object", "properties": {"reconciled": {"type": "integer"}, "finished": {"type": "integer"}, "skipped": {"type": "integer", "description": "held by another sweeper"}}},
+                    "builds": {"type": "object", "properties": {"reconciled": {"type": "integer"}, "finished": {"type": "integer"}, "skipped": {"type": "integer"}}},
+                    "harbor": {"type": "object", "properties": {"harborVersion": {"type": ["string", "null"]}, "eventsCarryExecutionId": {"type": ["boolean", "null"]}}}}}))))
+                .errors(&[401, 503])
+                .security("workerToken")
+                .describe("At most 20 imports (least recently heard from, due ones first) and 20 builds per call, each leased while worked on, so concurrent sweepers never work the same one. berth up calls it on its own timer."))},
             "/api/v1/registries": {
                 "get": v1(Op::new("Source registries (never their passwords)", (200, v1_envelope(json!({"type": "object", "properties": {
                     "total": {"type": "integer"}, "items": {"type": "array", "items": reference("SourceRegistry")}}})))).errors(&[401])),

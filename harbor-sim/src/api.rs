@@ -187,6 +187,10 @@ pub fn dispatch(inner: &Arc<Inner>, req: &Req) -> Option<ApiResult> {
             Method::GET => statistics(inner, req),
             _ => not_allowed(m, "GET"),
         },
+        ["systeminfo"] => match *m {
+            Method::GET => Ok(system_info(inner, req)),
+            _ => not_allowed(m, "GET"),
+        },
         _ => return None,
     };
     Some(r)
@@ -337,6 +341,29 @@ fn list_projects(inner: &Arc<Inner>, req: &Req) -> ApiResult {
         },
         |p| st.render_project(p, authed, &inner.opts.username),
     ))
+}
+
+/// `GET /systeminfo`: like Harbor, the version and addresses only for a signed-in caller.
+fn system_info(inner: &Arc<Inner>, req: &Req) -> Resp {
+    let mut out = json!({
+        "auth_mode": "db_auth",
+        "primary_auth_mode": false,
+        "self_registration": false,
+        "banner_message": "",
+    });
+    if req.user.is_some() {
+        let version = lock(&inner.state).faults.harbor_version().to_owned();
+        out["harbor_version"] = json!(version);
+        out["external_url"] = json!(inner.ext_endpoint());
+        out["registry_url"] = json!(inner.opts.external_host);
+        out["has_ca_root"] = json!(false);
+        out["read_only"] = json!(false);
+        out["notification_enable"] = json!(true);
+        out["project_creation_restriction"] = json!("everyone");
+        out["current_time"] =
+            json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    Resp::json(200, &out)
 }
 
 fn statistics(inner: &Arc<Inner>, req: &Req) -> ApiResult {

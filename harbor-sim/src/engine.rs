@@ -235,6 +235,10 @@ async fn drive(inner: Arc<Inner>, ctx: ExecCtx) {
                 false
             };
             let flap = st.faults.flap_failed_before_succeed;
+            let retries = Retries {
+                failing_runs: st.faults.task_retries,
+                time_scale: st.faults.retry_time_scale.unwrap_or(1.0),
+            };
             let id = st.ids.task;
             st.tasks.push(Task {
                 id,
@@ -247,15 +251,15 @@ async fn drive(inner: Arc<Inner>, ctx: ExecCtx) {
                 start: None,
                 end: None,
             });
-            ids.push((id, fail, flap));
+            ids.push((id, fail, flap, retries));
         }
         ids
     };
     let mut set = tokio::task::JoinSet::new();
-    for (id, fail, flap) in task_ids {
+    for (id, fail, flap, retries) in task_ids {
         let inner = inner.clone();
         let ctx = ctx.clone();
-        set.spawn(async move { run_task(inner, ctx, id, fail, flap).await });
+        set.spawn(async move { run_task(inner, ctx, id, fail, flap, retries).await });
     }
     while set.join_next().await.is_some() {}
     if !inner.opts.status_refresh_delay.is_zero() {
@@ -302,7 +306,33 @@ fn active(inner: &Arc<Inner>, task_id: i64) -> bool {
         .unwrap_or(false)
 }
 
-async fn run_task(inner: Arc<Inner>, ctx: ExecCtx, task_id: i64, fail: bool, flap: bool) {
+/// Harbor's job service runs a replication job at most this often (`MaxFails`).
+pub const MAX_RUNS: u32 = 3;
+
+/// How a task's job fails and is retried (the `task_retries` fault).
+#[derive(Clone, Copy, Debug)]
+struct Retries {
+    /// Runs that fail before one succeeds.
+    failing_runs: u32,
+    time_scale: f64,
+}
+
+/// gocraft/work's default back-off, which Harbor's job service uses: after the
+/// `fails`-th failed run, `fails⁴ + 15 + rand(0..30)·(fails + 1)` seconds.
+pub fn retry_backoff(fails: u32, time_scale: f64) -> Duration {
+    let fails = u64::from(fails);
+    let seconds = fails.pow(4) + 15 + (random_u64() % 30) * (fails + 1);
+    Duration::from_secs_f64(seconds as f64 * time_scale)
+}
+
+async fn run_task(
+    inner: Arc<Inner>,
+    ctx: ExecCtx,
+    task_id: i64,
+    fail: bool,
+    flap: bool,
+    retries: Retries,
+) {
     tokio::time::sleep(step(&inner)).await;
     let Some(task) = transition(&inner, &ctx, task_id, TaskStatus::Running, false) else {
         return;
@@ -324,6 +354,26 @@ async fn run_task(inner: Arc<Inner>, ctx: ExecCtx, task_id: i64, fail: bool, fla
             replication_event(&inner, &ctx, &task);
         }
         return;
+    }
+    // Failed runs: the task and the execution read Failed (with an end time) through the
+    // back-off, then InProgress again when the job service retries.
+    for run in 1..=retries.failing_runs.min(MAX_RUNS) {
+        let Some(task) = transition(&inner, &ctx, task_id, TaskStatus::Failed, true) else {
+            return;
+        };
+        replication_event(&inner, &ctx, &task);
+        if run == MAX_RUNS {
+            return;
+        }
+        tokio::time::sleep(retry_backoff(run, retries.time_scale)).await;
+        let Some(task) = retry(&inner, &ctx, task_id) else {
+            return;
+        };
+        replication_event(&inner, &ctx, &task);
+        tokio::time::sleep(step(&inner)).await;
+        if !active(&inner, task_id) {
+            return;
+        }
     }
     if flap {
         // the job errors once, jobservice retries it, and it succeeds
@@ -459,8 +509,18 @@ fn replication_event(inner: &Arc<Inner>, ctx: &ExecCtx, task: &Task) {
         } else {
             Vec::new()
         },
-        execution_id: ctx.exec_id,
-        task_id: task.id,
+        execution_id: 0,
+        task_id: 0,
+    };
+    // Harbor names the execution and task only from v2.13.0 on.
+    let replication = if lock(&inner.state).faults.events_carry_execution_id() {
+        Replication {
+            execution_id: ctx.exec_id,
+            task_id: task.id,
+            ..replication
+        }
+    } else {
+        replication
     };
     let payload = Payload {
         event_type: "REPLICATION".into(),

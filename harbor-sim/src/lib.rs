@@ -210,6 +210,34 @@ pub struct Faults {
     /// Every `/api/v2.0` request fails (see `down_mode`).
     pub down: bool,
     pub down_mode: DownMode,
+    /// The version `GET /systeminfo` reports (`None`: [`DEFAULT_HARBOR_VERSION`]). Below
+    /// v2.13, REPLICATION events carry no `execution_id` nor `task_id`, as Harbor's did.
+    pub harbor_version: Option<String>,
+    /// Each new replication task's job fails this many runs before one succeeds. The job
+    /// service retries a failed run after its back-off, 3 runs at most (Harbor's
+    /// `MaxFails` for replication), so 3 or more fails the task for good.
+    pub task_retries: u32,
+    /// Scales the retry back-off (`None` or 1: Harbor's own, `fails⁴ + 15 +
+    /// rand(0..30)·(fails + 1)` seconds: 16–74 s, then 31–118 s).
+    pub retry_time_scale: Option<f64>,
+}
+
+/// The Harbor version the simulator reports unless told otherwise.
+pub const DEFAULT_HARBOR_VERSION: &str = "v2.15.0-sim";
+
+impl Faults {
+    pub fn harbor_version(&self) -> &str {
+        self.harbor_version
+            .as_deref()
+            .unwrap_or(DEFAULT_HARBOR_VERSION)
+    }
+
+    /// Whether REPLICATION events name their execution and task (Harbor v2.13.0 and later).
+    pub fn events_carry_execution_id(&self) -> bool {
+        let v = self.harbor_version().trim_start_matches('v');
+        let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 13)
+    }
 }
 
 /// A partial update of [`Faults`]; present fields overwrite, absent ones are kept.
@@ -224,6 +252,10 @@ pub struct FaultsPatch {
     pub webhooks: Option<WebhookFaultsPatch>,
     pub down: Option<bool>,
     pub down_mode: Option<DownMode>,
+    /// An empty string restores the default version.
+    pub harbor_version: Option<String>,
+    pub task_retries: Option<u32>,
+    pub retry_time_scale: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -271,6 +303,15 @@ impl Faults {
         }
         if let Some(v) = p.down_mode {
             self.down_mode = v;
+        }
+        if let Some(v) = p.harbor_version {
+            self.harbor_version = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = p.task_retries {
+            self.task_retries = v;
+        }
+        if let Some(v) = p.retry_time_scale {
+            self.retry_time_scale = Some(v.max(0.0));
         }
     }
 }

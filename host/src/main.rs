@@ -20,6 +20,7 @@ mod routes;
 mod runtime;
 mod server;
 mod sqlite;
+mod sweep;
 mod token;
 mod variables;
 
@@ -182,6 +183,7 @@ fn run(command: Command) -> Result<()> {
                         }
                     });
                 }
+                let sweep = sweep::schedule(&app_vars);
                 // Compilation is CPU-bound and blocking: keep it off the async workers.
                 let server = tokio::task::spawn_blocking(move || {
                     server::Server::with_variables(
@@ -193,6 +195,9 @@ fn run(command: Command) -> Result<()> {
                     )
                 })
                 .await??;
+                if let Some((period, token)) = sweep {
+                    tokio::spawn(sweep::run(server.clone(), period, token));
+                }
 
                 tokio::select! {
                     r = server.serve(listen, limits) => r,

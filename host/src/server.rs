@@ -243,6 +243,11 @@ impl Server {
     }
 
     /// Binds, prints Spin's start-up banner on stdout, then serves until the process ends.
+    /// The address `serve` listens on, once it does.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr.get().copied()
+    }
+
     pub async fn serve(self: Arc<Self>, listen: SocketAddr, limits: Limits) -> Result<()> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {

@@ -404,3 +404,120 @@ fn runner_kubernetes_jobs_mode_has_its_rbac_and_matches_the_binary() {
         deployment["spec"]["selector"]["matchLabels"]
     );
 }
+
+/// deploy/sweep-cronjob.yaml: a CronJob that calls the sweep route spin.toml routes to the
+/// progress component, on the Service of a SpinApp in deploy/, with the worker token from
+/// the Secret, as often as `sweep_interval_seconds`' default, never two runs at once.
+#[test]
+fn sweep_cronjob_calls_the_sweep_route_like_a_scheduler() {
+    let docs = documents(&deploy_dir().join("sweep-cronjob.yaml"));
+    assert_eq!(docs.len(), 1);
+    let cron = &docs[0];
+    assert_eq!(cron["apiVersion"], "batch/v1");
+    assert_eq!(cron["kind"], "CronJob");
+    let spec = &cron["spec"];
+    let fields: Vec<&str> = spec["schedule"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields.len(), 5, "a five-field cron schedule");
+    assert_eq!(spec["concurrencyPolicy"], "Forbid");
+    let job = &spec["jobTemplate"]["spec"];
+    let pod = &job["template"]["spec"];
+    assert!(matches!(
+        pod["restartPolicy"].as_str(),
+        Some("Never" | "OnFailure")
+    ));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no env {name}"))
+            .clone()
+    };
+
+    // The URL: a SpinApp's Service, the route spin.toml sends to the progress component.
+    let url = env("SWEEP_URL")["value"].as_str().unwrap().to_owned();
+    let (service, path) = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("http://<service>/<path>");
+    let apps = spinapps();
+    assert!(
+        apps.iter()
+            .any(|(_, app)| app["metadata"]["name"] == service),
+        "{service} is no SpinApp's Service"
+    );
+    let path = format!("/{path}");
+    assert_eq!(path, "/api/v1/internal/sweep");
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()).unwrap();
+    let routed = manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t.get("route")?.as_str()?, t.get("component")?.as_str()?)))
+        .find(|(route, _)| match route.strip_suffix("/...") {
+            Some(prefix) => path.starts_with(&format!("{prefix}/")),
+            None => *route == path,
+        });
+    assert_eq!(
+        routed.map(|(_, c)| c),
+        Some("progress"),
+        "{path} reaches the progress component"
+    );
+    let served = std::fs::read_to_string(repo_root().join("domain/src/imports.rs")).unwrap();
+    assert!(
+        served.contains(r#"("POST", ["api", "v1", "internal", "sweep"])"#),
+        "the progress router serves POST {path}"
+    );
+
+    // The token: the Secret's worker_token, which the route checks.
+    let token = env("WORKER_TOKEN");
+    let key = token["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
+    assert_eq!(key, "worker_token");
+    let secret = documents(&deploy_dir().join("secrets.example.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Secret")
+        .unwrap();
+    assert_eq!(
+        token["valueFrom"]["secretKeyRef"]["name"],
+        secret["metadata"]["name"]
+    );
+    assert!(
+        secret["stringData"].get(key).is_some(),
+        "the Secret has no {key}"
+    );
+    let script = container["args"][0].as_str().unwrap();
+    assert!(script.contains("Bearer $WORKER_TOKEN") && script.contains("-X POST"));
+    assert!(script.contains("$SWEEP_URL") && script.contains("--fail"));
+
+    // Every minute, CALLS calls INTERVAL_SECONDS apart: the default sweep period.
+    assert_eq!(fields[0], "*", "every minute");
+    let default: u64 = spin_variables()["sweep_interval_seconds"]["default"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let interval: u64 = env("INTERVAL_SECONDS")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let calls: u64 = env("CALLS")["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(interval, default);
+    assert_eq!(calls * interval, 60);
+    // A run ends before the next one starts.
+    assert!(job["activeDeadlineSeconds"].as_u64().unwrap() < 60);
+}

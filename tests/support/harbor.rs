@@ -22,23 +22,28 @@ impl TestHarbor {
         TestHarbor::start_options(step, harbor_sim::official_images())
     }
 
+    /// A simulator whose one account is a system robot (never a system admin).
+    pub fn start_robot() -> TestHarbor {
+        TestHarbor::start_configured(Duration::from_millis(150), Vec::new(), |o| o.robot = true)
+    }
+
     fn start_options(step: Duration, seed_images: Vec<harbor_sim::SeedImage>) -> TestHarbor {
-        TestHarbor::start_full(step, seed_images, true)
+        TestHarbor::start_configured(step, seed_images, |_| {})
     }
 
     /// A simulator without image contents: plain configs, no registry API.
     pub fn start_without_image_contents() -> TestHarbor {
-        TestHarbor::start_full(
+        TestHarbor::start_configured(
             Duration::from_millis(150),
             harbor_sim::official_images(),
-            false,
+            |o| o.image_contents = false,
         )
     }
 
-    fn start_full(
+    fn start_configured(
         step: Duration,
         seed_images: Vec<harbor_sim::SeedImage>,
-        image_contents: bool,
+        configure: impl FnOnce(&mut SimOptions),
     ) -> TestHarbor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -52,9 +57,10 @@ impl TestHarbor {
             execution_step: step,
             runner_pulls_bases: !seed_images.is_empty(),
             seed_images,
-            image_contents,
             ..SimOptions::default()
         };
+        let mut opts = opts;
+        configure(&mut opts);
         let sim = runtime
             .block_on(Simulator::start("127.0.0.1:0".parse().unwrap(), opts))
             .expect("start harbor-sim");

@@ -35,8 +35,8 @@ pub use source::{
 };
 pub use types::{
     Artifact, Execution, ExecutionOutcome, ExecutionStatus, Platform, Registry, RegistryCredential,
-    ReplicationFilter, ReplicationPolicy, ReplicationTrigger, Statistics, Task, WebhookPolicy,
-    WebhookTarget,
+    ReplicationFilter, ReplicationPolicy, ReplicationTrigger, Statistics, SystemInfo, Task,
+    WebhookPolicy, WebhookTarget,
 };
 
 use crate::outbound::{HttpSender, OutboundRequest, OutboundResponse};
@@ -593,6 +593,13 @@ impl<S: HttpSender> HarborClient<S> {
     pub async fn statistics(&self) -> Result<Statistics, HarborError> {
         let response = self.send_ok(&Call::new("GET", "/statistics")).await?;
         self.parse("statistics", &response)
+    }
+
+    /// Harbor's system information (`GET /systeminfo`); `harbor_version` is only shown to
+    /// an authenticated caller, which berth always is.
+    pub async fn system_info(&self) -> Result<SystemInfo, HarborError> {
+        let response = self.send_ok(&Call::new("GET", "/systeminfo")).await?;
+        self.parse("system information", &response)
     }
 
     fn webhook_path(&self) -> String {

@@ -478,6 +478,32 @@ pub struct Statistics {
     pub total_storage_consumption: i64,
 }
 
+/// Harbor's `GeneralInfo` (`GET /systeminfo`), as far as berth reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SystemInfo {
+    /// `v2.12.2-73072d0d`; empty for an anonymous caller.
+    #[serde(deserialize_with = "nullable")]
+    pub harbor_version: String,
+}
+
+impl SystemInfo {
+    /// `(major, minor)` of `harbor_version`, e.g. `(2, 12)`.
+    pub fn version(&self) -> Option<(u32, u32)> {
+        let v = self.harbor_version.trim().trim_start_matches('v');
+        let mut parts = v.split(['.', '-']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+
+    /// Whether REPLICATION events carry `execution_id` and `task_id` (Harbor v2.13.0 and
+    /// later); `None` when the version is unknown.
+    pub fn events_carry_execution_id(&self) -> Option<bool> {
+        self.version().map(|v| v >= (2, 13))
+    }
+}
+
 /// Harbor's `WebhookPolicy` (CONTRACT §7.1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
