@@ -113,6 +113,8 @@ async fn run_async(args: &FaultArgs, manifest: &Path, hello: &Path, dir: &Path) 
         compile_cache: &cache,
         variables: &variables,
         listen,
+        kind: super::HostKind::Berth,
+        spin: Path::new("spin"),
     };
     let mut host = Host::start(&cfg).await?;
     let client = Client::new(listen);

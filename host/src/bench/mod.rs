@@ -1,7 +1,8 @@
 //! `berth bench`: seeds catalogs of N synthetic images straight into SQLite (and, with
 //! `--stores postgres`, copies them into a throwaway PostgreSQL), serves each with `berth up`
-//! (plus a hello-world component as the baseline, same host, same settings) and drives every
-//! hot route with concurrent HTTP load over loopback, in one run. See docs/performance.md.
+//! (and, with `--host spin`, also with real Spin's `spin up` on the same files), each with a
+//! hello-world component as its baseline (same host, same settings), and drives every hot
+//! route with concurrent HTTP load over loopback, in one run. See docs/performance.md.
 
 mod faults;
 mod load;
@@ -40,6 +41,13 @@ pub struct BenchArgs {
     /// holding a copy of the SQLite catalog; needs PostgreSQL's `initdb` and `pg_ctl`).
     #[arg(long, value_delimiter = ',', value_enum)]
     stores: Option<Vec<Store>>,
+    /// Hosts that serve each catalog: `berth` (always: the reference) and `spin` (real Spin's
+    /// `spin up` on the same manifest and database files, read scenarios only).
+    #[arg(long = "host", value_delimiter = ',', value_enum)]
+    hosts: Option<Vec<HostKind>>,
+    /// The `spin` executable for `--host spin`.
+    #[arg(long, default_value = "spin")]
+    spin: PathBuf,
     /// Smoke test: 10k images, about two seconds per scenario.
     #[arg(long)]
     quick: bool,
@@ -96,6 +104,36 @@ impl Store {
             Store::Sqlite => "SQLite",
             Store::Postgres => "PostgreSQL",
         }
+    }
+}
+
+/// What serves a catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum HostKind {
+    Berth,
+    Spin,
+}
+
+impl HostKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            HostKind::Berth => "berth",
+            HostKind::Spin => "Spin",
+        }
+    }
+
+    /// The executable's name (`berth up`, `spin up`).
+    pub fn command(self) -> &'static str {
+        match self {
+            HostKind::Berth => "berth",
+            HostKind::Spin => "spin",
+        }
+    }
+
+    /// Whether this host runs `scenario`. Spin serves the same file as berth at the same
+    /// time: only reads, so that neither host's writes change what the other measures.
+    fn runs(self, scenario: &str) -> bool {
+        self == HostKind::Berth || !matches!(scenario, "webhooks" | "progress")
     }
 }
 
@@ -179,6 +217,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if stores.contains(&Store::Postgres) {
         crate::pg_cluster::available().map_err(anyhow::Error::msg)?;
     }
+    let mut hosts = args.hosts.clone().unwrap_or_default();
+    hosts.push(HostKind::Berth);
+    hosts.sort();
+    hosts.dedup();
+    if hosts.contains(&HostKind::Spin) {
+        let ok = std::process::Command::new(&args.spin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            bail!(
+                "--host spin needs Spin's `spin` ({} did not run); install it or pass --spin PATH",
+                args.spin.display()
+            );
+        }
+    }
     let selected = |name: &str| {
         name == "hello"
             || args
@@ -225,7 +279,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let mut report = Report::new(&args, &sizes, &stores, plan, rounds);
+    let mut report = Report::new(&args, &sizes, &stores, &hosts, plan, rounds);
     rt.block_on(async {
         // Harbor: an in-process simulator, so no request can leave the machine. The
         // scenarios' events are answered from the database alone and never reach it.
@@ -299,70 +353,83 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         (pg_state, vars, Some(db), filled)
                     }
                 };
-                let cfg = HostConfig {
-                    manifest: &bench_manifest,
-                    state_dir: &state,
-                    compile_cache: &cache,
-                    variables: &variables,
-                    listen: "127.0.0.1:0".parse()?,
-                };
-                if running.is_empty() {
-                    // Cold: nothing compiled yet.
-                    let _ = std::fs::remove_dir_all(&cache);
-                    let cold = Host::start(&cfg).await?;
-                    report.cold_start = Some(cold.first_response);
-                    drop(cold);
+                for &kind in &hosts {
+                    let cfg = HostConfig {
+                        manifest: &bench_manifest,
+                        state_dir: &state,
+                        compile_cache: &cache,
+                        variables: &variables,
+                        listen: "127.0.0.1:0".parse()?,
+                        kind,
+                        spin: &args.spin,
+                    };
+                    if running.is_empty() {
+                        // Cold: nothing compiled yet.
+                        let _ = std::fs::remove_dir_all(&cache);
+                        let cold = Host::start(&cfg).await?;
+                        report.cold_start = Some(cold.first_response);
+                        drop(cold);
+                    }
+                    let mut host = Host::start(&cfg).await?;
+                    let warm_start = host.first_response;
+                    let idle_rss = host.current_rss_kib();
+                    host.sample_rss();
+                    let token: Arc<str> = Arc::from(format!(
+                        "Bearer {}",
+                        issue_token(
+                            JWT_SECRET,
+                            &Claims {
+                                sub: seeded.bench_user.clone(),
+                                role: Role::User,
+                                exp: now_unix() + 86_400,
+                            },
+                        )
+                    ));
+                    // The first catalog request after start-up (connection, schema, cold caches).
+                    let t = Instant::now();
+                    let (status, _) =
+                        load::get_once(host.addr, "/api/v1/images?page_size=20", Some(&token))
+                            .await?;
+                    let first_list = t.elapsed();
+                    if status != 200 {
+                        bail!(
+                            "GET /api/v1/images answered {status} on {}; see its log in {}",
+                            kind.label(),
+                            state.display()
+                        );
+                    }
+                    let progress = Arc::new(Progress::new(&seeded.progress_targets));
+                    let scenarios: Vec<Measured> = SCENARIOS
+                        .iter()
+                        .filter(|(name, _)| selected(name) && kind.runs(name))
+                        .map(|(name, _)| Measured {
+                            name,
+                            scenario: match *name {
+                                "progress" => progress.clone(),
+                                _ => scenario(name, &seeded, &token),
+                            },
+                            next: Arc::new(AtomicU64::new(0)),
+                            outcome: load::Outcome::empty(),
+                        })
+                        .collect();
+                    running.push(Running {
+                        size: SizeReport::new(
+                            n,
+                            store,
+                            kind,
+                            &seeded,
+                            filled.clone(),
+                            warm_start,
+                            first_list,
+                            idle_rss,
+                        ),
+                        state: state.clone(),
+                        pg_db: pg_db.clone(),
+                        host,
+                        progress,
+                        scenarios,
+                    });
                 }
-                let mut host = Host::start(&cfg).await?;
-                let warm_start = host.first_response;
-                let idle_rss = host.current_rss_kib();
-                host.sample_rss();
-                let token: Arc<str> = Arc::from(format!(
-                    "Bearer {}",
-                    issue_token(
-                        JWT_SECRET,
-                        &Claims {
-                            sub: seeded.bench_user.clone(),
-                            role: Role::User,
-                            exp: now_unix() + 86_400,
-                        },
-                    )
-                ));
-                // The first catalog request after start-up (connection, schema, cold caches).
-                let t = Instant::now();
-                let (status, _) =
-                    load::get_once(host.addr, "/api/v1/images?page_size=20", Some(&token)).await?;
-                let first_list = t.elapsed();
-                if status != 200 {
-                    bail!(
-                        "GET /api/v1/images answered {status}; see {}/host.log",
-                        state.display()
-                    );
-                }
-                let progress = Arc::new(Progress::new(&seeded.progress_targets));
-                let scenarios: Vec<Measured> = SCENARIOS
-                    .iter()
-                    .filter(|(name, _)| selected(name))
-                    .map(|(name, _)| Measured {
-                        name,
-                        scenario: match *name {
-                            "progress" => progress.clone(),
-                            _ => scenario(name, &seeded, &token),
-                        },
-                        next: Arc::new(AtomicU64::new(0)),
-                        outcome: load::Outcome::empty(),
-                    })
-                    .collect();
-                running.push(Running {
-                    size: SizeReport::new(
-                        n, store, &seeded, filled, warm_start, first_list, idle_rss,
-                    ),
-                    state,
-                    pg_db,
-                    host,
-                    progress,
-                    scenarios,
-                });
             }
         }
 
@@ -372,9 +439,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ..plan
         };
         for round in 1..=rounds {
-            for k in 0..running.first().map_or(0, |r| r.scenarios.len()) {
+            for (name, _) in SCENARIOS {
                 for r in running.iter_mut() {
-                    let m = &mut r.scenarios[k];
+                    let Some(m) = r.scenarios.iter_mut().find(|m| m.name == *name) else {
+                        continue;
+                    };
                     let plan = match m.name {
                         // A burst of a fixed number of events, however long it takes.
                         "webhooks" => Plan {
@@ -385,9 +454,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         _ => turn,
                     };
                     eprintln!(
-                        "bench: round {round}/{rounds} n={} {} {}",
+                        "bench: round {round}/{rounds} n={} {} {} {}",
                         r.size.n,
                         r.size.store.label(),
+                        r.size.host.label(),
                         m.name
                     );
                     let outcome =
@@ -400,7 +470,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             for m in &r.scenarios {
                 r.size.rows.push(Row::new(m.name, &m.outcome));
             }
-            if selected("progress") {
+            if r.scenarios.iter().any(|m| m.name == "progress") {
                 let (progress, sqlite, pg_db) = (
                     r.progress.clone(),
                     r.state.join("sqlite_db.db"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::load::{Outcome, Plan};
 use super::seed::Seeded;
-use super::{BenchArgs, SCENARIOS, Store};
+use super::{BenchArgs, HostKind, SCENARIOS, Store};
 
 const MIB: u64 = 1 << 20;
 
@@ -38,6 +38,7 @@ impl Row {
 pub struct SizeReport {
     pub n: usize,
     pub store: Store,
+    pub host: HostKind,
     pub seeded: String,
     pub warm_start: Duration,
     pub first_list: Duration,
@@ -50,9 +51,11 @@ pub struct SizeReport {
 }
 
 impl SizeReport {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         n: usize,
         store: Store,
+        host: HostKind,
         s: &Seeded,
         filled: String,
         warm_start: Duration,
@@ -62,6 +65,7 @@ impl SizeReport {
         SizeReport {
             n,
             store,
+            host,
             seeded: format!(
                 "{} images, {} scopes, {} platforms, {} imports, {filled}",
                 s.images, s.scopes, s.platforms, s.imports,
@@ -80,12 +84,23 @@ impl SizeReport {
         self.rows.iter().find(|r| r.name == name)
     }
 
-    /// "100k images" (SQLite, the default store) or "100k images, PostgreSQL".
+    /// "100k images" (SQLite, the default store, on berth), "100k images, PostgreSQL" or
+    /// "100k images, real Spin".
     fn title(&self) -> String {
-        match self.store {
-            Store::Sqlite => format!("{} images", count_label(self.n)),
-            other => format!("{} images, {}", count_label(self.n), other.label()),
+        let mut t = format!("{} images", count_label(self.n));
+        if self.store != Store::Sqlite {
+            t = format!("{t}, {}", self.store.label());
         }
+        if self.host == HostKind::Spin {
+            t.push_str(", real Spin");
+        }
+        t
+    }
+
+    /// A scenario's p50 as a ratio to this host's hello p50 in the same run.
+    fn p50_ratio(&self, name: &str) -> Option<(f64, f64, f64)> {
+        let (r, h) = (self.row(name)?, self.row("hello")?);
+        (h.p50_ms > 0.0 && r.p50_ms.is_finite()).then(|| (r.p50_ms, h.p50_ms, r.p50_ms / h.p50_ms))
     }
 }
 
@@ -139,6 +154,7 @@ impl Report {
         args: &BenchArgs,
         sizes: &[usize],
         stores: &[Store],
+        hosts: &[HostKind],
         plan: Plan,
         rounds: u32,
     ) -> Report {
@@ -152,8 +168,13 @@ impl Report {
             .collect();
         Report {
             command: format!(
-                "berth bench --sizes {}{}{}{} --concurrency {} --rounds {rounds}",
+                "berth bench --sizes {}{}{}{}{} --concurrency {} --rounds {rounds}",
                 sizes.join(","),
+                if hosts.contains(&HostKind::Spin) {
+                    " --host spin"
+                } else {
+                    ""
+                },
                 if stores == ["sqlite"] {
                     String::new()
                 } else {
@@ -182,7 +203,7 @@ impl Report {
             s,
             "`{}`: {} connections; per scenario and size {:.1} s measured (or {} requests), \
              in {} rounds taken in turn by every size, each after a {:.1} s warm-up; \
-             host `berth up` with `BERTH_LOG=warn`.\n",
+             host `berth up` with `BERTH_LOG=warn` (and `spin up` with `--host spin`).\n",
             self.command,
             p.concurrency,
             p.duration.as_secs_f64(),
@@ -196,6 +217,7 @@ impl Report {
             self.render_size(&mut s, size);
         }
         self.render_stores(&mut s);
+        self.render_hosts(&mut s);
         self.render_static(&mut s);
         self.render_targets(&mut s);
         s.push_str("\nScenarios:\n\n");
@@ -278,12 +300,11 @@ impl Report {
         let pairs: Vec<(&SizeReport, &SizeReport)> = self
             .sizes
             .iter()
-            .filter(|x| x.store == Store::Postgres)
+            .filter(|x| x.store == Store::Postgres && x.host == HostKind::Berth)
             .filter_map(|pg| {
-                let lite = self
-                    .sizes
-                    .iter()
-                    .find(|x| x.store == Store::Sqlite && x.n == pg.n)?;
+                let lite = self.sizes.iter().find(|x| {
+                    x.store == Store::Sqlite && x.n == pg.n && x.host == HostKind::Berth
+                })?;
                 Some((lite, pg))
             })
             .collect();
@@ -309,6 +330,53 @@ impl Report {
                     s,
                     "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {ratio} |",
                     a.name, a.p50_ms, b.p50_ms, a.p99_ms, b.p99_ms, a.per_second, b.per_second
+                );
+            }
+            s.push('\n');
+        }
+    }
+
+    /// Each catalog served by berth and by real Spin: every figure as a ratio to its own
+    /// host's hello-world, side by side.
+    fn render_hosts(&self, s: &mut String) {
+        for spin in self.sizes.iter().filter(|x| x.host == HostKind::Spin) {
+            let Some(berth) = self
+                .sizes
+                .iter()
+                .find(|x| x.host == HostKind::Berth && x.n == spin.n && x.store == spin.store)
+            else {
+                continue;
+            };
+            let store = match spin.store {
+                Store::Sqlite => String::new(),
+                other => format!(", {}", other.label()),
+            };
+            let _ = writeln!(
+                s,
+                "## {} images{store}: berth and real Spin\n",
+                count_label(spin.n)
+            );
+            let _ = writeln!(
+                s,
+                "| scenario | berth p50 ms | Spin p50 ms | berth req/s | Spin req/s | berth p50 ÷ its hello | Spin p50 ÷ its hello |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+            for b in &berth.rows {
+                let Some(x) = spin.row(&b.name) else { continue };
+                let ratio = |size: &SizeReport| {
+                    size.p50_ratio(&b.name)
+                        .map_or("–".into(), |(_, _, r)| format!("{r:.2}×"))
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} |",
+                    b.name,
+                    b.p50_ms,
+                    x.p50_ms,
+                    b.per_second,
+                    x.per_second,
+                    ratio(berth),
+                    ratio(spin)
                 );
             }
             s.push('\n');
@@ -357,8 +425,47 @@ impl Report {
         let sqlite: Vec<&SizeReport> = self
             .sizes
             .iter()
-            .filter(|x| x.store == Store::Sqlite)
+            .filter(|x| x.store == Store::Sqlite && x.host == HostKind::Berth)
             .collect();
+        let spin: Vec<&SizeReport> = self
+            .sizes
+            .iter()
+            .filter(|x| x.store == Store::Sqlite && x.host == HostKind::Spin)
+            .collect();
+        // Ratios to the same host's hello at 100k (or the largest size measured below it).
+        let ratio_targets: &[(&[&SizeReport], &str, &str, f64)] = &[
+            (&sqlite, "berth", "search", 8.0),
+            (&sqlite, "berth", "grouped", 4.0),
+            (&spin, "Spin", "list", 3.0),
+            (&spin, "Spin", "detail", 2.0),
+        ];
+        for (sizes, host, scenario, max) in ratio_targets {
+            let Some(size) = sizes.iter().find(|x| x.n == 100_000) else {
+                continue;
+            };
+            if let Some((a, h, r)) = size.p50_ratio(scenario) {
+                line(
+                    &format!("{scenario} at 100k on {host}: p50 ≤ {max}× its hello p50"),
+                    format!("{a:.2} ms vs {h:.2} ms = {r:.2}×"),
+                    Some(r <= *max),
+                );
+            }
+        }
+        if let (Some(a), Some(b)) = (spin.first(), spin.last())
+            && spin.len() > 1
+            && let (Some((la, _, _)), Some((lb, _, _))) = (a.p50_ratio("list"), b.p50_ratio("list"))
+        {
+            let r = lb / la;
+            line(
+                &format!(
+                    "growth on Spin: list p50 at {} ≤ 1.3× at {}",
+                    count_label(b.n),
+                    count_label(a.n)
+                ),
+                format!("{lb:.2} ms vs {la:.2} ms = {r:.2}×"),
+                (a.n == 10_000 && b.n == 1_000_000).then_some(r <= 1.3),
+            );
+        }
         let at = |n: usize| sqlite.iter().copied().find(|x| x.n == n);
         let list = |size: &SizeReport| size.row("list").map(|r| r.p50_ms);
         match at(100_000).and_then(|x| Some((x.row("list")?, x.row("hello")?))) {
