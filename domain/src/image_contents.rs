@@ -360,11 +360,10 @@ pub async fn before_ready<S: HttpSender>(
 }
 
 /// Harbor's SCANNING_COMPLETED and SCANNING_FAILED: records the scan on the image whose tag
-/// or digest it names, and completes an import that waited for it.
-pub async fn scanning_event<S: HttpSender>(
+/// or digest it names, and makes an import that waited for it due for a read.
+pub fn scanning_event(
     ctx: &Context<'_>,
     settings: &HarborSettings,
-    sender: S,
     data: &Value,
 ) -> Result<&'static str, ApiError> {
     let repo = data["repository"]["repo_full_name"]
@@ -403,8 +402,10 @@ pub async fn scanning_event<S: HttpSender>(
         && let Some(row) = crate::imports::latest_import(ctx.db, image.id)?
         && !row.state.phase.is_terminal()
     {
-        let client = settings.client(&sender);
-        return crate::imports::complete(ctx, settings, &client, &image, &row).await;
+        // The webhook answers within Harbor's budget: an import waiting for its scan is
+        // made due, and the sweep (or the next read) completes it.
+        crate::imports::note_harbor_event(ctx, &row, false)?;
+        return Ok("scan recorded: the import is due for a read");
     }
     Ok("scan recorded")
 }

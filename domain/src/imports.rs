@@ -1590,7 +1590,7 @@ pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response
             }
         }
         "SCANNING_COMPLETED" | "SCANNING_FAILED" => {
-            crate::image_contents::scanning_event(ctx, &settings, sender, data).await?
+            crate::image_contents::scanning_event(ctx, &settings, data)?
         }
         _ => "ignored: event type not used",
     };
@@ -1655,7 +1655,7 @@ fn import_by_policy_name(ctx: &Context<'_>, policy: &str) -> Result<Option<Impor
 /// Records that Harbor said something about `row`'s import: an unfinished import is due for
 /// a read of Harbor (the sweep and readers take due imports first); a success revives an
 /// import that failed recently (see [`revivable`]). Returns the webhook's outcome.
-fn note_harbor_event(
+pub(crate) fn note_harbor_event(
     ctx: &Context<'_>,
     row: &ImportRow,
     success: bool,
