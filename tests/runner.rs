@@ -61,6 +61,24 @@ struct RealApp {
     base_ref: String,
 }
 
+/// The official base image whose name starts with `prefix`, ready to build on.
+fn official_base(app: &TestApp, prefix: &str) -> Value {
+    let list = app
+        .as_user("alice")
+        .get(&format!("/api/v1/images?name={prefix}&is_official=true"));
+    let base = list.body["data"]["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|i| i["name"].as_str().unwrap_or("").starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no official {prefix} image: {}", list.text))
+        .clone();
+    assert_eq!(base["availability"], "ready", "{base}");
+    base
+}
+
 /// Whether the tools are missing (the test is then skipped, with a message; in CI it fails).
 fn skipped() -> bool {
     if skip_on_spin(
@@ -123,19 +141,7 @@ fn start(deadline_seconds: u32, env: &[(&str, &str)]) -> Option<RealApp> {
     };
     let runner_url = after("berth-runner (buildah) on ");
     let registry = after("registry: docker-registry on http://");
-    let list = app
-        .as_user("alice")
-        .get("/api/v1/images?name=busybox&is_official=true");
-    let base = list.body["data"]["items"]
-        .as_array()
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|i| i["name"].as_str().unwrap_or("").starts_with("busybox"))
-        })
-        .unwrap_or_else(|| panic!("no official busybox image: {}", list.text))
-        .clone();
-    assert_eq!(base["availability"], "ready", "{base}");
+    let base = official_base(&app, "busybox");
     Some(RealApp {
         app,
         runner_url,
@@ -459,20 +465,7 @@ fn packages_build_installs_from_the_configured_index_and_pushes() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let list = real
-        .app
-        .as_user("bob")
-        .get("/api/v1/images?name=python&is_official=true");
-    let python = list.body["data"]["items"]
-        .as_array()
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|i| i["name"].as_str().unwrap_or("").starts_with("python"))
-        })
-        .unwrap_or_else(|| panic!("no official python image: {}", list.text))
-        .clone();
-    assert_eq!(python["availability"], "ready", "{python}");
+    let python = official_base(&real.app, "python");
 
     let id = real.build(
         "bob",

@@ -1388,6 +1388,21 @@ pub const SWEEP_BATCH: usize = 20;
 /// How long a sweeper holds an import or a build (longer than any reconcile takes).
 const SWEEP_LEASE_SECONDS: i64 = 90;
 
+/// The sync workers' callbacks and the sweep are called with `Bearer <worker_token>`.
+fn require_worker_token(req: &crate::http::Request, ctx: &Context<'_>) -> Result<(), ApiError> {
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.trim().strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "send 'Authorization: Bearer <worker_token>'",
+        ))
+    }
+}
+
 /// `POST /api/v1/internal/sweep` (`Authorization: Bearer <worker_token>`), called by a
 /// scheduler every `sweep_interval_seconds`: reconciles the unfinished imports heard from
 /// least recently (those a webhook marked due first) and the unfinished builds, at most
@@ -1398,15 +1413,7 @@ pub async fn sweep<S: HttpSender>(
     ctx: &Context<'_>,
     sender: S,
 ) -> Result<Response, ApiError> {
-    let token = req
-        .header("authorization")
-        .and_then(|h| h.trim().strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
-        return Err(ApiError::unauthorized(
-            "send 'Authorization: Bearer <worker_token>'",
-        ));
-    }
+    require_worker_token(req, ctx)?;
     crate::migrations::ensure_for(ctx)?;
     let settings = HarborSettings::from_context(ctx)?;
     let candidates = ctx.db.query(
@@ -1709,15 +1716,7 @@ pub fn worker_progress(
     req: &crate::http::Request,
     ctx: &Context<'_>,
 ) -> Result<Response, ApiError> {
-    let token = req
-        .header("authorization")
-        .and_then(|h| h.trim().strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
-        return Err(ApiError::unauthorized(
-            "send 'Authorization: Bearer <worker_token>'",
-        ));
-    }
+    require_worker_token(req, ctx)?;
     use base64::Engine;
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(name.trim_end_matches('='))
