@@ -36,10 +36,11 @@ pub const REGISTRY_SECRET_KEY: &str = "test-registry-secret-key";
 
 /// The repository root (where spin.toml lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    // Read at run time (cargo sets it for `cargo test`): a binary cargo reuses from another
+    // checkout sharing the target dir would otherwise name that checkout.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    Path::new(&manifest_dir).parent().unwrap().to_path_buf()
 }
 
 pub fn host_binary() -> PathBuf {

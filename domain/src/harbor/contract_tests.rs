@@ -18,12 +18,16 @@ use crate::outbound::OutboundRequest;
 const TRANSPORT_HEADERS: [&str; 3] = ["authorization", "accept", "content-type"];
 
 fn swagger_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("shared")
-        .join("harbor")
-        .join("swagger.yaml")
+    // Read at run time (cargo sets it for `cargo test`): a binary cargo reuses from another
+    // checkout sharing the target dir would otherwise name that checkout.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("..")
+    .join("..")
+    .join("shared")
+    .join("harbor")
+    .join("swagger.yaml")
 }
 
 fn load_swagger() -> Option<Value> {
