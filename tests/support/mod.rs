@@ -69,6 +69,8 @@ pub struct TestApp {
     output: Arc<Mutex<Vec<String>>>,
     /// On Spin: the file its output goes to.
     spin_log: Option<PathBuf>,
+    /// On Spin: the test's stand-in for the scheduler that calls the sweep route.
+    _sweeps: Option<spin::SweepScheduler>,
 }
 
 /// A response: status, headers and the JSON body (Null when not JSON).
@@ -205,13 +207,23 @@ impl TestApp {
         let output = Arc::new(Mutex::new(Vec::new()));
         if let Some(log) = spin_log {
             spin::wait_ready(&mut child, port, &log);
+            let base_url = format!("http://127.0.0.1:{port}");
+            // spin.toml's default period unless the test sets one.
+            let period = opts
+                .variables
+                .iter()
+                .find(|(name, _)| name == "sweep_interval_seconds")
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(30.0);
+            let sweeps = spin::SweepScheduler::start(&base_url, Duration::from_secs_f64(period));
             return TestApp {
-                base_url: format!("http://127.0.0.1:{port}"),
+                base_url,
                 state_dir,
                 database,
                 child,
                 output,
                 spin_log: Some(log),
+                _sweeps: Some(sweeps),
             };
         }
         let (tx, rx) = mpsc::channel();
@@ -234,6 +246,7 @@ impl TestApp {
             child,
             output,
             spin_log: None,
+            _sweeps: None,
         }
     }
 

@@ -128,3 +128,51 @@ pub fn kill_group(child: &mut Child) {
     }
     let _ = child.wait();
 }
+
+/// On Spin nothing calls the sweep by itself (berth up runs a timer; on SpinKube
+/// deploy/sweep-cronjob.yaml does): this plays that scheduler for one app, calling
+/// `POST /api/v1/internal/sweep` with the worker token every `interval` until dropped.
+pub struct SweepScheduler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SweepScheduler {
+    pub fn start(base_url: &str, interval: Duration) -> SweepScheduler {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let url = format!("{base_url}/api/v1/internal/sweep");
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build();
+            let mut next = Instant::now() + interval;
+            while !stopped.load(Ordering::Relaxed) {
+                if Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                // A failed call is retried at the next period, as a cron job would be.
+                let _ = agent
+                    .post(&url)
+                    .set("authorization", &format!("Bearer {}", crate::WORKER_TOKEN))
+                    .call();
+                next = Instant::now() + interval;
+            }
+        });
+        SweepScheduler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SweepScheduler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
