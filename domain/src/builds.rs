@@ -134,6 +134,27 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Whether `header` is [`signature`] of `body` (the runner's check of every job); the
+/// comparison is `Mac::verify_slice`'s, which takes the same time wherever the bytes differ.
+pub fn signature_matches(secret: &str, header: Option<&str>, body: &[u8]) -> bool {
+    let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    if hex.len() != 64 || !hex.is_ascii() {
+        return false;
+    }
+    let bytes: Option<Vec<u8>> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect();
+    let Some(bytes) = bytes else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    mac.verify_slice(&bytes).is_ok()
+}
+
 /// `[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?` with optional `[extras]` and a version specifier.
 fn valid_pip(spec: &str) -> bool {
     let end = spec
@@ -1158,6 +1179,13 @@ mod tests {
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        let sig = signature("s", b"body");
+        assert!(signature_matches("s", Some(&sig), b"body"));
+        assert!(!signature_matches("s", Some(&sig), b"body2"));
+        assert!(!signature_matches("t", Some(&sig), b"body"));
+        assert!(!signature_matches("s", None, b"body"));
+        assert!(!signature_matches("s", Some(&sig[7..]), b"body"));
+        assert!(!signature_matches("s", Some("sha256=zz"), b"body"));
     }
 
     #[test]

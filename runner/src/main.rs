@@ -9,7 +9,6 @@ mod jobs;
 mod kubernetes;
 mod log_tail;
 mod server;
-mod signature;
 mod supervise;
 
 use std::net::SocketAddr;

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::jobs::{JobSpec, Refusal, Runner};
-use crate::signature;
+use berth_domain::builds::signature_matches;
 
 /// Largest request body read (a job with a 64 KiB Dockerfile fits easily).
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -96,7 +96,7 @@ async fn handle(runner: &Arc<Runner>, req: Request<Incoming>) -> Response<Full<B
             )
         }
         (&Method::POST, ["runner", "jobs"]) => {
-            if !signature::verify(secret, sig.as_deref(), &body) {
+            if !signature_matches(secret, sig.as_deref(), &body) {
                 tracing::warn!("refused a job with a bad signature");
                 return error(
                     401,
@@ -126,7 +126,7 @@ async fn handle(runner: &Arc<Runner>, req: Request<Incoming>) -> Response<Full<B
             }
         }
         (&Method::POST, ["runner", "jobs", id, "cancel"]) => {
-            if !signature::verify(secret, sig.as_deref(), &body) {
+            if !signature_matches(secret, sig.as_deref(), &body) {
                 return error(401, "bad signature");
             }
             #[derive(Deserialize)]
@@ -158,7 +158,7 @@ async fn handle(runner: &Arc<Runner>, req: Request<Incoming>) -> Response<Full<B
             }
         }
         (&Method::GET, ["runner", "jobs", id]) => {
-            if !signature::verify(secret, sig.as_deref(), path.as_bytes()) {
+            if !signature_matches(secret, sig.as_deref(), path.as_bytes()) {
                 return error(401, "bad signature: sign the request path");
             }
             match runner.job(id) {
