@@ -9,7 +9,7 @@ use crate::envelope::{Api, ApiError, respond};
 use crate::http::{Request, Response};
 use crate::outbound::HttpSender;
 use crate::query::{ListQuery, View};
-use crate::{imports, migrations, store, views};
+use crate::{conditional, image_detail, imports, migrations, store, views};
 
 /// The component a request on catalog's paths belongs to, when it is not catalog's: import
 /// retries go to the importer, other writes (POST, PUT, PATCH, DELETE) on the shared image
@@ -133,11 +133,22 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         migrations::ensure_for(ctx)?;
         f()
     };
+    // Lists check the schema together with the catalog's revision (conditional.rs).
+    type Parse = fn(&[(String, String)]) -> Result<ListQuery, ApiError>;
+    let list = |parse: Parse, page: &dyn Fn() -> Result<Response, ApiError>| {
+        get_only(req)?;
+        conditional::list(req, ctx, caller, parse, page)
+    };
+    // A detail checks the schema in its own statement (image_detail.rs).
+    let detail = |f: &dyn Fn() -> Result<Response, ApiError>| -> Result<Response, ApiError> {
+        get_only(req)?;
+        Ok(conditional::detail(req, f()?))
+    };
     match segments.as_slice() {
-        ["api", "v1", "images"] => read(&|| list_v1(req, ctx, caller)),
-        ["api", "v1", "images", id] => read(&|| detail_v1(parse_id(id)?, ctx, caller)),
-        ["api", "images"] => read(&|| list_console(req, ctx, caller)),
-        ["api", "images", id] => read(&|| detail_console(parse_id(id)?, ctx, caller)),
+        ["api", "v1", "images"] => list(ListQuery::from_v1, &|| list_v1(req, ctx, caller)),
+        ["api", "v1", "images", id] => detail(&|| detail_v1(parse_id(id)?, ctx, caller)),
+        ["api", "images"] => list(ListQuery::from_console, &|| list_console(req, ctx, caller)),
+        ["api", "images", id] => detail(&|| detail_console(parse_id(id)?, ctx, caller)),
         ["api", "images", id, "versions"] => read(&|| versions_console(parse_id(id)?, ctx, caller)),
         ["api", "v1", "images", id, "use"] => {
             read(&|| use_image(Api::V1, parse_id(id)?, ctx, caller))
@@ -237,15 +248,13 @@ fn capped(total: store::Total) -> Option<bool> {
 }
 
 fn detail_v1(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
-    let image = visible_image(id, ctx, caller)?;
-    let platforms = store::platforms(ctx.db, id)?;
-    let facts = crate::image_contents::extra_facts(ctx.db, &image)?;
+    let d = image_detail::visible(ctx, id, caller)?;
     Ok(Api::V1
         .ok(views::WithFacts {
-            view: views::v1_detail(&image, &platforms),
-            facts: views::V1Facts::from(facts),
+            view: views::v1_detail(&d.image, &d.platforms),
+            facts: views::V1Facts::from(d.facts),
         })
-        .with_header("etag", &etag(&image)))
+        .with_header("etag", &etag(&d.image)))
 }
 
 /// The image's revision as an entity tag, for `If-Match` on writes.
@@ -292,14 +301,13 @@ fn list_console(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Res
 }
 
 fn detail_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
-    let image = visible_image(id, ctx, caller)?;
-    let facts = crate::image_contents::extra_facts(ctx.db, &image)?;
+    let d = image_detail::visible(ctx, id, caller)?;
     Ok(Api::Console
         .ok(views::WithFacts {
-            view: views::console_detail(&image),
-            facts: views::ConsoleFacts::from(facts),
+            view: views::console_detail(&d.image),
+            facts: views::ConsoleFacts::from(d.facts),
         })
-        .with_header("etag", &etag(&image)))
+        .with_header("etag", &etag(&d.image)))
 }
 
 fn versions_console(id: i64, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {

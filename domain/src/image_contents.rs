@@ -228,16 +228,27 @@ pub fn extra_facts(db: &dyn Db, image: &crate::model::Image) -> Result<ExtraFact
         &[image.id.into()],
     )?;
     let row = rows.first();
-    Ok(ExtraFacts {
-        cudnn_version: row.and_then(|r| r.opt_string("cudnn_version")),
+    Ok(extra_facts_from(
+        image,
+        row.and_then(|r| r.opt_string("cudnn_version")),
+        row.and_then(|r| r.opt_str("scan")),
+    ))
+}
+
+/// [`ExtraFacts`] from the image and its `image_facts` columns.
+pub fn extra_facts_from(
+    image: &crate::model::Image,
+    cudnn_version: Option<String>,
+    scan: Option<&str>,
+) -> ExtraFacts {
+    ExtraFacts {
+        cudnn_version,
         min_driver_version: image
             .cuda_version
             .as_deref()
             .and_then(crate::image_facts::min_driver),
-        vulnerabilities: row
-            .and_then(|r| r.opt_string("scan"))
-            .and_then(|s| serde_json::from_str(&s).ok()),
-    })
+        vulnerabilities: scan.and_then(|s| serde_json::from_str(s).ok()),
+    }
 }
 
 /// The `import_require_clean_scan` variable: `false` (default), `true` (no vulnerability
@@ -398,6 +409,11 @@ pub fn scanning_event(
             ..ScanSummary::default()
         });
     record_scan(ctx.db, image.id, &scan)?;
+    // The detail shows the scan, and its entity tag is the image's revision.
+    ctx.db.execute(
+        "UPDATE images SET revision = revision + 1 WHERE id = ?",
+        &[image.id.into()],
+    )?;
     if image.status == "importing"
         && let Some(row) = crate::imports::latest_import(ctx.db, image.id)?
         && !row.state.phase.is_terminal()

@@ -4,8 +4,12 @@
 //! recorded in `schema_migrations`; pending ones run inside one write transaction that takes
 //! the write lock first (SQLite `BEGIN IMMEDIATE`, PostgreSQL advisory lock), so two instances
 //! starting together apply each migration exactly once.
+//!
+//! On SQLite the version is also kept in the file's header (`PRAGMA user_version`, written in
+//! the same transaction): the per-request check reads it without reading a table. Spin gives
+//! every request a fresh connection, on which each statement is a round through the host.
 
-use crate::db::{Db, DbError, Dialect, with_write_tx};
+use crate::db::{Db, DbError, Dialect, Value, with_write_tx};
 
 pub struct Migration {
     pub version: i64,
@@ -35,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_names_unique_per_owner"),
     migration!(7, "0007_written_addresses_framework_index_settings"),
     migration!(10, "0010_image_facts_and_scans"),
+    migration!(11, "0011_catalog_revision"),
 ];
 
 impl Migration {
@@ -62,9 +67,22 @@ fn applied_version(db: &dyn Db) -> Result<Option<i64>, DbError> {
     }
 }
 
-/// Applies pending migrations. Cheap when the schema is current: one indexed query.
+/// The schema version as the per-request check reads it: SQLite's header, PostgreSQL's
+/// `schema_migrations` (replicas of different builds share it, and it has no header).
+fn version_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "(SELECT user_version FROM pragma_user_version)",
+        Dialect::Postgres => "(SELECT MAX(version) FROM schema_migrations)",
+    }
+}
+
+/// Applies pending migrations. Cheap when the schema is current: one statement.
 pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
-    if applied_version(db)? == Some(latest_version()) {
+    let current = db
+        .query(&format!("SELECT {}", version_sql(db.dialect())), &[])
+        .ok()
+        .and_then(|rows| rows.scalar_i64());
+    if current == Some(latest_version()) {
         return Ok(());
     }
     with_write_tx(db, || {
@@ -97,42 +115,114 @@ pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
                 ],
             )?;
         }
+        if db.dialect() == Dialect::Sqlite {
+            // Also for a file migrated before the header kept the version.
+            db.execute(
+                &format!("PRAGMA user_version = {}", current.max(latest_version())),
+                &[],
+            )?;
+        }
         Ok(())
     })
 }
 
 /// [`ensure`], then keeps the official images (seed 002) in the configured Harbor: they name
-/// its registry host, which is a setting, not part of the schema. One query when the schema
-/// is current and the images are already there.
+/// its registry host, which is a setting, not part of the schema. One statement when the
+/// schema is current and the images are already there.
 pub fn ensure_for(ctx: &crate::config::Context<'_>) -> Result<(), DbError> {
-    let Some(registry) = crate::imports::registry_host(ctx) else {
-        return ensure(ctx.db);
-    };
-    let current = ctx.db.query(
-        "SELECT (SELECT MAX(version) FROM schema_migrations), \
-         (SELECT value FROM catalog_settings WHERE name = 'official_registry')",
-        &[],
-    );
-    // Before the first migration neither table exists: that is the slow path below.
-    if let Ok(rows) = current
-        && let Some(row) = rows.rows.first()
-        && row.first().and_then(crate::db::Value::as_i64) == Some(latest_version())
-        && row.get(1) == Some(&crate::db::Value::Text(registry.clone()))
-    {
-        return Ok(());
+    ensure_for_reading(ctx, None).map(drop)
+}
+
+/// [`ensure_for`] that also reads `also` (a scalar subquery, e.g. the catalog's revision) in
+/// the same statement, and returns it: the check costs no statement of its own then.
+pub fn ensure_for_reading(
+    ctx: &crate::config::Context<'_>,
+    also: Option<&str>,
+) -> Result<Value, DbError> {
+    let check = SchemaCheck::new(ctx);
+    let mut sql = format!("SELECT {}", check.columns(ctx.db.dialect()));
+    if let Some(also) = also {
+        sql.push_str(&format!(", {also} AS also"));
     }
-    ensure(ctx.db)?;
-    with_write_tx(ctx.db, || {
+    // Before the first migration the tables do not exist: that is the slow path below.
+    if let Ok(rows) = ctx.db.query(&sql, &[])
+        && let Some(row) = rows.first()
+        && check.passed(&row)
+    {
+        return Ok(row.get("also").clone());
+    }
+    check.migrate(ctx.db)?;
+    let Some(also) = also else {
+        return Ok(Value::Null);
+    };
+    let rows = ctx.db.query(&format!("SELECT {also}"), &[])?;
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or(Value::Null))
+}
+
+/// The per-request check as columns of a handler's own first statement, so that it costs
+/// no statement of its own: `schema_version`, and `official_registry` when a Harbor is
+/// configured. When it does not pass (or the statement failed on an old schema), the
+/// handler calls [`SchemaCheck::migrate`] and reads again.
+pub struct SchemaCheck {
+    registry: Option<String>,
+}
+
+impl SchemaCheck {
+    pub fn new(ctx: &crate::config::Context<'_>) -> SchemaCheck {
+        SchemaCheck {
+            registry: crate::imports::registry_host(ctx),
+        }
+    }
+
+    /// Scalar subqueries for a `SELECT` list.
+    pub fn columns(&self, dialect: Dialect) -> String {
+        let mut columns = format!("{} AS schema_version", version_sql(dialect));
+        if self.registry.is_some() {
+            columns.push_str(
+                ", (SELECT value FROM catalog_settings WHERE name = 'official_registry') AS official_registry",
+            );
+        }
+        columns
+    }
+
+    /// Whether a row holding [`SchemaCheck::columns`] says the schema and the official
+    /// images are current.
+    pub fn passed(&self, row: &crate::db::Row<'_>) -> bool {
+        row.get("schema_version").as_i64() == Some(latest_version())
+            && self
+                .registry
+                .as_deref()
+                .is_none_or(|r| row.opt_str("official_registry") == Some(r))
+    }
+
+    /// Applies pending migrations and moves the official images to the configured Harbor.
+    pub fn migrate(&self, db: &dyn Db) -> Result<(), DbError> {
+        ensure(db)?;
+        match &self.registry {
+            Some(registry) => keep_official_images_in(db, registry),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Moves the official images to `registry` and records that they are there.
+fn keep_official_images_in(db: &dyn Db, registry: &str) -> Result<(), DbError> {
+    with_write_tx(db, || {
         // An image an admin already registered at the new reference keeps it.
-        ctx.db.execute(
-            "UPDATE images SET registry = ? WHERE origin = 'seed' AND registry <> ? AND NOT EXISTS \
+        db.execute(
+            "UPDATE images SET registry = ?, revision = revision + 1 WHERE origin = 'seed' AND registry <> ? AND NOT EXISTS \
              (SELECT 1 FROM images o WHERE o.registry = ? AND o.repository = images.repository AND o.tag = images.tag)",
-            &[registry.clone().into(), registry.clone().into(), registry.clone().into()],
+            &[registry.into(), registry.into(), registry.into()],
         )?;
-        ctx.db.execute(
+        db.execute(
             "INSERT INTO catalog_settings (name, value) VALUES ('official_registry', ?) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[registry.clone().into()],
+            &[registry.into()],
         )?;
         Ok(())
     })
@@ -287,6 +377,60 @@ mod tests {
         assert!(matches!(insert("NULL"), Err(DbError::Conflict(_))));
         let new_id = count("SELECT MAX(id) FROM images");
         assert!(new_id > 4, "ids are not reused: {new_id}");
+    }
+
+    /// The per-request check reads the version from SQLite's header; a file migrated before
+    /// the header kept it gets it on its next check, without running a migration again.
+    #[test]
+    fn the_header_keeps_the_schema_version() {
+        let db = SqliteDb::open_in_memory();
+        let header = || db.query("PRAGMA user_version", &[]).unwrap().scalar_i64();
+        ensure(&db).unwrap();
+        assert_eq!(header(), Some(latest_version()));
+        db.execute("PRAGMA user_version = 0", &[]).unwrap();
+        ensure(&db).unwrap();
+        assert_eq!(header(), Some(latest_version()));
+        let versions = db
+            .query("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(versions.scalar_i64(), Some(MIGRATIONS.len() as i64));
+    }
+
+    /// Conditional GETs rely on it: every change a list can show moves the revision.
+    #[test]
+    fn the_catalog_revision_moves_with_every_change_a_list_can_show() {
+        let db = SqliteDb::open_in_memory();
+        ensure(&db).unwrap();
+        let scalar = |sql: &str| db.query(sql, &[]).unwrap().scalar_i64().unwrap();
+        let revision = || scalar("SELECT n FROM catalog_totals WHERE name = 'revision'");
+        let images = scalar("SELECT n FROM catalog_totals WHERE name = 'images'");
+        let x = "(SELECT id FROM images WHERE name = 'x:1')";
+        let mut last = revision();
+        for sql in [
+            "INSERT INTO images (name, registry, repository, tag, created_at, updated_at) \
+             VALUES ('x:1', 'r.io', 'a/x', '1', 't', 't')"
+                .to_owned(),
+            format!("UPDATE images SET description = 'd' WHERE id = {x}"),
+            format!("INSERT INTO image_scopes (image_id, scope) VALUES ({x}, 's')"),
+            format!("DELETE FROM image_scopes WHERE image_id = {x}"),
+            format!("INSERT INTO image_facts (image_id, scan_severity) VALUES ({x}, 2)"),
+            format!("UPDATE image_facts SET scan_severity = 3 WHERE image_id = {x}"),
+            format!("DELETE FROM images WHERE id = {x}"),
+        ] {
+            db.execute(&sql, &[]).unwrap();
+            let now = revision();
+            assert!(now > last, "{sql}: {last} -> {now}");
+            last = now;
+        }
+        // The folded statement still keeps the images total.
+        assert_eq!(
+            scalar("SELECT n FROM catalog_totals WHERE name = 'images'"),
+            images
+        );
+        // What no list shows leaves it alone.
+        db.execute("UPDATE image_facts SET cudnn_version = '9'", &[])
+            .unwrap();
+        assert_eq!(revision(), last);
     }
 
     #[test]

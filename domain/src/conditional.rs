@@ -1,0 +1,222 @@
+//! Conditional GETs (RFC 9110 §13). A list's entity tag names the catalog's revision, the
+//! caller and the query: a repeated list is answered `304 Not Modified` after one statement
+//! (the revision, read together with the schema check) and no page read. An image's detail
+//! keeps its tag (the image's revision, which `If-Match` checks on writes) and answers
+//! `If-None-Match` with 304 too.
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::config::Context;
+use crate::envelope::ApiError;
+use crate::http::{Request, Response};
+use crate::migrations;
+use crate::query::ListQuery;
+
+/// The catalog's revision: triggers move it with every change a list can show (migration
+/// 0011). It is read before the page, so a tag never names content older than itself.
+const REVISION_SQL: &str = "(SELECT n FROM catalog_totals WHERE name = 'revision')";
+
+/// What a caller sees depends on who they are: a cache may keep a response for that caller
+/// only, and must ask again before reusing it, which the tag makes cheap. Every catalog read
+/// is authenticated, so no response is ever stored by a shared cache.
+const CACHE_CONTROL: &str = "private, no-cache";
+
+/// A list page (`/api/v1/images`, `/api/images`): 304 when `If-None-Match` names the tag
+/// the same caller got for the same query at the current revision; otherwise `page()`'s
+/// response with the tag. The query is parsed first, so an invalid one is still a 400.
+pub fn list(
+    req: &Request,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    parse: fn(&[(String, String)]) -> Result<ListQuery, ApiError>,
+    page: impl FnOnce() -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let query = parse(&req.query_pairs())?;
+    let revision = migrations::ensure_for_reading(ctx, Some(REVISION_SQL))?
+        .as_i64()
+        .unwrap_or(0);
+    let tag = list_tag(revision, &req.path, caller, &query);
+    if none_match_fails(req.header("if-none-match"), &tag) {
+        return Ok(not_modified(&tag));
+    }
+    Ok(with_validators(page()?, &tag))
+}
+
+/// An image's detail, already read: 304 when `If-None-Match` names its tag.
+pub fn detail(req: &Request, res: Response) -> Response {
+    if res.status != 200 {
+        return res;
+    }
+    let Some(tag) = res.header("etag").map(str::to_owned) else {
+        return res;
+    };
+    if none_match_fails(req.header("if-none-match"), &tag) {
+        return not_modified(&tag);
+    }
+    with_caching(res)
+}
+
+/// A weak tag: two pages with the same tag are the same list, not necessarily the same
+/// bytes (a setting or a new build may render a field differently). Opaque: a hash of the
+/// revision, the path, the caller's name and role and the parsed query (so `a=1&b=2` and
+/// `b=2&a=1` share it), and the build.
+fn list_tag(revision: i64, path: &str, caller: &Caller, query: &ListQuery) -> String {
+    let (schema, revision, query) = (
+        migrations::latest_version().to_string(),
+        revision.to_string(),
+        format!("{query:?}"),
+    );
+    let parts: [&str; 7] = [
+        env!("CARGO_PKG_VERSION"),
+        &schema,
+        &revision,
+        path,
+        caller.role.as_str(),
+        &caller.name,
+        &query,
+    ];
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.len().to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` condition is false for a resource whose current tag is `tag`
+/// (RFC 9110 §13.1.2): `*`, or any listed tag equal to it by weak comparison (`W/` ignored).
+fn none_match_fails(header: Option<&str>, tag: &str) -> bool {
+    let Some(header) = header else {
+        return false;
+    };
+    if header.trim() == "*" {
+        return true;
+    }
+    let current = opaque(tag);
+    entity_tags(header).any(|t| Some(t) == current)
+}
+
+/// The opaque part of an entity tag (`"x"` of `W/"x"`), quotes included.
+fn opaque(tag: &str) -> Option<&str> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    (tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"')).then_some(tag)
+}
+
+/// The opaque tags of a comma-separated list of entity tags; malformed members are skipped.
+fn entity_tags(list: &str) -> impl Iterator<Item = &str> {
+    let mut rest = list;
+    std::iter::from_fn(move || {
+        loop {
+            rest = rest.trim_start_matches([' ', '\t', ',']);
+            if rest.is_empty() {
+                return None;
+            }
+            let tag = rest.strip_prefix("W/").unwrap_or(rest);
+            if let Some(inner) = tag.strip_prefix('"')
+                && let Some(end) = inner.find('"')
+            {
+                rest = &inner[end + 1..];
+                return Some(&tag[..end + 2]);
+            }
+            // Not an entity tag: skip to the next member.
+            rest = rest.find(',').map_or("", |i| &rest[i..]);
+        }
+    })
+}
+
+/// 304 with what a 200 would have said about caching (RFC 9110 §15.4.5), and no body.
+fn not_modified(tag: &str) -> Response {
+    with_validators(
+        Response {
+            status: 304,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        tag,
+    )
+}
+
+fn with_validators(res: Response, tag: &str) -> Response {
+    with_caching(res.with_header("etag", tag))
+}
+
+fn with_caching(res: Response) -> Response {
+    res.with_header("cache-control", CACHE_CONTROL)
+        .with_header("vary", "Authorization")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    #[test]
+    fn if_none_match_uses_weak_comparison() {
+        let tag = "W/\"abc\"";
+        for (header, fails) in [
+            ("W/\"abc\"", true),
+            ("\"abc\"", true),
+            ("*", true),
+            ("\"x\", W/\"abc\"", true),
+            ("\"x,y\",W/\"abc\"", true),
+            ("\"abcd\"", false),
+            ("abc", false),
+            ("W/\"ab\"", false),
+            ("", false),
+        ] {
+            assert_eq!(none_match_fails(Some(header), tag), fails, "{header}");
+        }
+        assert!(!none_match_fails(None, tag));
+        assert!(none_match_fails(Some("W/\"7\""), "\"7\""));
+        assert!(!none_match_fails(Some("\"8\""), "\"7\""));
+    }
+
+    #[test]
+    fn list_tags_differ_by_revision_caller_role_query_and_path() {
+        let user = |name: &str, role| Caller {
+            name: name.into(),
+            role,
+        };
+        let q = |s: &str| ListQuery::from_v1(&crate::http::parse_query(s)).unwrap();
+        let base = list_tag(
+            1,
+            "/api/v1/images",
+            &user("alice", Role::User),
+            &q("page=1"),
+        );
+        assert!(base.starts_with("W/\"") && base.ends_with('"'), "{base}");
+        for other in [
+            list_tag(
+                2,
+                "/api/v1/images",
+                &user("alice", Role::User),
+                &q("page=1"),
+            ),
+            list_tag(1, "/api/images", &user("alice", Role::User), &q("page=1")),
+            list_tag(1, "/api/v1/images", &user("bob", Role::User), &q("page=1")),
+            list_tag(
+                1,
+                "/api/v1/images",
+                &user("alice", Role::Admin),
+                &q("page=1"),
+            ),
+            list_tag(
+                1,
+                "/api/v1/images",
+                &user("alice", Role::User),
+                &q("page=2"),
+            ),
+        ] {
+            assert_ne!(base, other);
+        }
+        // The parsed query: order and defaults do not matter.
+        assert_eq!(
+            list_tag(1, "/p", &user("a", Role::User), &q("page=2&page_size=20")),
+            list_tag(1, "/p", &user("a", Role::User), &q("page_size=20&page=2"))
+        );
+    }
+}
