@@ -134,8 +134,7 @@ fn route_local(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Resp
         f()
     };
     // Lists check the schema together with the catalog's revision (conditional.rs).
-    type Parse = fn(&[(String, String)]) -> Result<ListQuery, ApiError>;
-    let list = |parse: Parse, page: &dyn Fn() -> Result<Response, ApiError>| {
+    let list = |parse: conditional::ParseQuery, page: &dyn Fn() -> Result<Response, ApiError>| {
         get_only(req)?;
         conditional::list(req, ctx, caller, parse, page)
     };

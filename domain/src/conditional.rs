@@ -22,6 +22,9 @@ const REVISION_SQL: &str = "(SELECT n FROM catalog_totals WHERE name = 'revision
 /// is authenticated, so no response is ever stored by a shared cache.
 const CACHE_CONTROL: &str = "private, no-cache";
 
+/// How a list route parses its query (`ListQuery::from_v1`, `ListQuery::from_console`).
+pub type ParseQuery = fn(&[(String, String)]) -> Result<ListQuery, ApiError>;
+
 /// A list page (`/api/v1/images`, `/api/images`): 304 when `If-None-Match` names the tag
 /// the same caller got for the same query at the current revision; otherwise `page()`'s
 /// response with the tag. The query is parsed first, so an invalid one is still a 400.
@@ -29,7 +32,7 @@ pub fn list(
     req: &Request,
     ctx: &Context<'_>,
     caller: &Caller,
-    parse: fn(&[(String, String)]) -> Result<ListQuery, ApiError>,
+    parse: ParseQuery,
     page: impl FnOnce() -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     let query = parse(&req.query_pairs())?;
