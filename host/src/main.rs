@@ -10,11 +10,6 @@ mod key_value;
 mod limits;
 mod manifest;
 mod outbound_http;
-/// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
-/// `berth bench --stores postgres` start one.
-#[path = "../../tests/support/postgres.rs"]
-#[allow(dead_code)]
-mod pg_cluster;
 mod postgres;
 mod routes;
 mod runtime;
@@ -23,6 +18,10 @@ mod sqlite;
 mod sweep;
 mod token;
 mod variables;
+
+/// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
+/// `berth bench --stores postgres` start one.
+use berth_test_support::postgres as pg_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
