@@ -1,6 +1,5 @@
 //! `berth`: runs berth's Spin HTTP components locally, in tests and at the edge, like `spin up`.
 
-mod bench;
 mod bindings;
 mod build;
 mod cli;
@@ -18,10 +17,6 @@ mod sqlite;
 mod sweep;
 mod token;
 mod variables;
-
-/// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
-/// `berth bench --stores postgres` start one.
-use berth_test_support::postgres as pg_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,7 +65,7 @@ enum Command {
         runner: demo::RunnerChoice,
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
-    Bench(bench::BenchArgs),
+    Bench(berth_bench::BenchArgs),
     /// Run each component's `[component.<id>.build] command` (like `spin build`), or with
     /// `--name`, build a custom image on berth from a Dockerfile.
     Build(cli::BuildArgs),
@@ -205,7 +200,14 @@ fn run(command: Command) -> Result<()> {
             })
         }
         Command::Client(_) => unreachable!("the client commands are run by main"),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => {
+            let manifest = manifest_path(args.from.clone());
+            let manifest = std::fs::canonicalize(&manifest)
+                .with_context(|| format!("cannot find {}", manifest.display()))?;
+            let app = manifest::parse_file(&manifest)?;
+            manifest::check_sources(&app).context("build the components first: berth build")?;
+            berth_bench::run(args, &manifest)
+        }
         Command::Build(b) => build::run(&manifest_path(
             b.file.unwrap_or_else(|| PathBuf::from("spin.toml")),
         )),

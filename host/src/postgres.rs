@@ -1311,7 +1311,7 @@ mod tests {
 mod live {
     use super::*;
 
-    use crate::pg_cluster as cluster;
+    use berth_test_support::postgres as cluster;
 
     fn state() -> PostgresState {
         let vars = crate::variables::AppVariables::resolve(&Default::default(), |_| None).unwrap();

@@ -82,7 +82,7 @@ pub struct BenchArgs {
     output: Option<PathBuf>,
     /// The application manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    from: PathBuf,
+    pub from: PathBuf,
     /// Instead of the catalog scenarios: imports under load and faults (webhooks lost,
     /// duplicated and reordered; the host killed mid-import), see docs/security.md.
     #[arg(long)]
@@ -191,13 +191,11 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    let manifest = crate::manifest_path(args.from.clone());
-    let manifest = std::fs::canonicalize(&manifest)
-        .with_context(|| format!("cannot find {}", manifest.display()))?;
-    let app = crate::manifest::parse_file(&manifest)?;
-    crate::manifest::check_sources(&app).context("build the components first: berth build")?;
-    let hello = hello_wasm(&app.dir)?;
+/// Runs the benchmark on the app of `manifest`: its canonical path, whose components the
+/// host has checked are built.
+pub fn run(args: BenchArgs, manifest: &Path) -> Result<()> {
+    let app_dir = manifest.parent().unwrap_or(Path::new("."));
+    let hello = hello_wasm(app_dir)?;
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     if args.faults {
@@ -215,7 +213,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     stores.sort();
     stores.dedup();
     if stores.contains(&Store::Postgres) {
-        crate::pg_cluster::available().map_err(anyhow::Error::msg)?;
+        berth_test_support::postgres::available().map_err(anyhow::Error::msg)?;
     }
     let mut hosts = args.hosts.clone().unwrap_or_default();
     hosts.push(HostKind::Berth);
@@ -540,7 +538,7 @@ struct Running {
     size: SizeReport,
     state: PathBuf,
     /// The PostgreSQL database it is served from (`None`: SQLite in `state`).
-    pg_db: Option<crate::pg_cluster::TestDatabase>,
+    pg_db: Option<berth_test_support::postgres::TestDatabase>,
     host: Host,
     progress: Arc<Progress>,
     scenarios: Vec<Measured>,
