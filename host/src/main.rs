@@ -5,18 +5,14 @@ mod build;
 mod cli;
 mod demo;
 mod demo_buildah;
-mod key_value;
+mod interfaces;
 mod limits;
 mod manifest;
-mod outbound_http;
-mod postgres;
 mod routes;
 mod runtime;
 mod server;
-mod sqlite;
 mod sweep;
 mod token;
-mod variables;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,8 +153,10 @@ fn run(command: Command) -> Result<()> {
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
                 let demo = demo::start_if_unconfigured(&app, listen, runner, &state_dir).await?;
-                let app_vars =
-                    variables::AppVariables::from_environment_with(&app, &demo.fallbacks)?;
+                let app_vars = interfaces::variables::AppVariables::from_environment_with(
+                    &app,
+                    &demo.fallbacks,
+                )?;
                 if let Some(real) = &demo.real_builds {
                     let token = token::issue(&app, "berth-up", "admin", "10m", &state_dir)?;
                     let base_url = format!("http://{listen}");

@@ -23,15 +23,15 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
 
-use crate::key_value::{KeyValueState, Stores};
+use crate::interfaces::key_value::{KeyValueState, Stores};
+use crate::interfaces::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
+use crate::interfaces::postgres::{Pools as PgPools, PostgresState};
+use crate::interfaces::sqlite::{Databases, SqliteState};
+use crate::interfaces::variables::{AppVariables, ComponentVariables, VariablesState};
 use crate::limits::{ConcurrencyLimits, Limits, OutboundLimits, read_body};
 use crate::manifest::App;
-use crate::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
-use crate::postgres::{Pools as PgPools, PostgresState};
 use crate::routes::{RouteMatch, Router};
 use crate::runtime::{self, InstanceState};
-use crate::sqlite::{Databases, SqliteState};
-use crate::variables::{AppVariables, ComponentVariables, VariablesState};
 
 /// Client address Spin reports for service-chaining requests.
 const CHAINED_CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);

@@ -10,9 +10,9 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::interfaces::variables::{AppVariables, Template};
 use crate::limits::OutboundLimits;
 use crate::server::Server;
-use crate::variables::{AppVariables, Template};
 
 /// The domain of service-chaining host names: `<component>.spin.internal`.
 pub const SERVICE_CHAINING_SUFFIX: &str = ".spin.internal";
@@ -550,7 +550,7 @@ impl hyper::body::Body for DeadlineBody {
 mod tests {
     use super::*;
 
-    use crate::variables::with_defaults as vars;
+    use crate::interfaces::variables::with_defaults as vars;
 
     fn allowed(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();

@@ -35,7 +35,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use crate::bindings::spin::postgres3_0_0::postgres as v3;
 use crate::bindings::spin::postgres4_0_0::postgres as v4;
-use crate::outbound_http::AllowedHosts;
+use crate::interfaces::outbound_http::AllowedHosts;
 
 /// Connections kept per connection string (Spin's CONNECTION_POOL_SIZE); override with
 /// `BERTH_PG_POOL_SIZE`.
@@ -1141,8 +1141,10 @@ mod tests {
     use super::*;
 
     fn state(entries: &[&str]) -> PostgresState {
-        let vars =
-            crate::variables::with_defaults(&[("db_host", "127.0.0.1"), ("db_port", "55432")]);
+        let vars = crate::interfaces::variables::with_defaults(&[
+            ("db_host", "127.0.0.1"),
+            ("db_port", "55432"),
+        ]);
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
         let allowed = AllowedHosts::parse(&entries, &vars, &[]).unwrap();
         PostgresState::new("c".into(), Arc::new(allowed), Arc::default())
@@ -1314,7 +1316,9 @@ mod live {
     use berth_test_support::postgres as cluster;
 
     fn state() -> PostgresState {
-        let vars = crate::variables::AppVariables::resolve(&Default::default(), |_| None).unwrap();
+        let vars =
+            crate::interfaces::variables::AppVariables::resolve(&Default::default(), |_| None)
+                .unwrap();
         let allowed = AllowedHosts::parse(&["postgres://127.0.0.1:*".into()], &vars, &[]).unwrap();
         PostgresState::new("test".into(), Arc::new(allowed), Arc::default())
     }
