@@ -1,5 +1,6 @@
 //! `berth`: runs berth's Spin HTTP components locally, in tests and at the edge, like `spin up`.
 
+mod allowed_hosts;
 mod bindings;
 mod build;
 mod cli;

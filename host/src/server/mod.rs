@@ -23,8 +23,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx, WasiHttpView};
 
+use crate::allowed_hosts::{AllowedHosts, service_chaining_target};
 use crate::interfaces::key_value::{KeyValueState, Stores};
-use crate::interfaces::outbound_http::{AllowedHosts, OutboundHttp, service_chaining_target};
+use crate::interfaces::outbound_http::OutboundHttp;
 use crate::interfaces::postgres::{Pools as PgPools, PostgresState};
 use crate::interfaces::sqlite::{Databases, SqliteState};
 use crate::interfaces::variables::{AppVariables, ComponentVariables, VariablesState};

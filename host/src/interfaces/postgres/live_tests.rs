@@ -8,9 +8,9 @@ use berth_test_support::postgres as cluster;
 use wasmtime::component::Resource;
 
 use super::{Connection, PostgresState};
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::spin::postgres3_0_0::postgres as v3;
 use crate::bindings::spin::postgres4_0_0::postgres as v4;
-use crate::interfaces::outbound_http::AllowedHosts;
 
 fn state() -> PostgresState {
     let vars =

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use tokio_postgres::config::Host;
 use wasmtime::component::{Resource, ResourceTable};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::spin::postgres4_0_0::postgres as v4;
-use crate::interfaces::outbound_http::AllowedHosts;
 
 pub use pool::{Connection, Pools};
 use query::{param_refs, query_failed, run_query};
