@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rusqlite::types::ValueRef;
 
-use crate::pg_cluster::{self, TestDatabase};
+use berth_test_support::postgres::{self as pg_cluster, TestDatabase};
 
 /// The tables a seed fills, parents first.
 const TABLES: [&str; 4] = ["images", "image_scopes", "image_platforms", "imports"];

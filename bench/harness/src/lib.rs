@@ -9,28 +9,25 @@ mod load;
 mod pg;
 mod process;
 mod report;
+mod scenarios;
 mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_domain::auth::{Claims, Role, issue_token};
-use berth_domain::db::Db;
-use bytes::Bytes;
-use http::Method;
 
-use load::{Plan, Req, Scenario};
+use load::{Plan, Scenario};
 use process::{Host, HostConfig};
 use report::{Report, Row, SizeReport};
+use scenarios::{Progress, scenario};
 
 const JWT_SECRET: &str = "berth-bench-jwt-secret";
 const WEBHOOK_SECRET: &str = "berth-bench-webhook-secret";
 const WORKER_TOKEN: &str = "berth-bench-worker-token";
-/// Layers per progress target: callbacks to one import touch different layers concurrently.
-const LAYERS: u64 = 8;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -82,7 +79,7 @@ pub struct BenchArgs {
     output: Option<PathBuf>,
     /// The application manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    from: PathBuf,
+    pub from: PathBuf,
     /// Instead of the catalog scenarios: imports under load and faults (webhooks lost,
     /// duplicated and reordered; the host killed mid-import), see docs/security.md.
     #[arg(long)]
@@ -191,13 +188,11 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    let manifest = crate::manifest_path(args.from.clone());
-    let manifest = std::fs::canonicalize(&manifest)
-        .with_context(|| format!("cannot find {}", manifest.display()))?;
-    let app = crate::manifest::parse_file(&manifest)?;
-    crate::manifest::check_sources(&app).context("build the components first: berth build")?;
-    let hello = hello_wasm(&app.dir)?;
+/// Runs the benchmark on the app of `manifest`: its canonical path, whose components the
+/// host has checked are built.
+pub fn run(args: BenchArgs, manifest: &Path) -> Result<()> {
+    let app_dir = manifest.parent().unwrap_or(Path::new("."));
+    let hello = hello_wasm(app_dir)?;
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     if args.faults {
@@ -215,7 +210,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     stores.sort();
     stores.dedup();
     if stores.contains(&Store::Postgres) {
-        crate::pg_cluster::available().map_err(anyhow::Error::msg)?;
+        berth_test_support::postgres::available().map_err(anyhow::Error::msg)?;
     }
     let mut hosts = args.hosts.clone().unwrap_or_default();
     hosts.push(HostKind::Berth);
@@ -540,7 +535,7 @@ struct Running {
     size: SizeReport,
     state: PathBuf,
     /// The PostgreSQL database it is served from (`None`: SQLite in `state`).
-    pg_db: Option<crate::pg_cluster::TestDatabase>,
+    pg_db: Option<berth_test_support::postgres::TestDatabase>,
     host: Host,
     progress: Arc<Progress>,
     scenarios: Vec<Measured>,
@@ -552,231 +547,4 @@ struct Measured {
     scenario: Arc<dyn Scenario>,
     next: Arc<AtomicU64>,
     outcome: load::Outcome,
-}
-
-/// A scenario whose requests are a function of their number.
-struct Requests<F>(F);
-
-impl<F: Fn(u64) -> Req + Send + Sync> Scenario for Requests<F> {
-    fn request(&self, n: u64) -> Req {
-        (self.0)(n)
-    }
-}
-
-fn requests(f: impl Fn(u64) -> Req + Send + Sync + 'static) -> Arc<dyn Scenario> {
-    Arc::new(Requests(f))
-}
-
-/// Spreads request numbers over a sample without repeating a short cycle.
-fn spread(n: u64, len: usize) -> usize {
-    (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % len.max(1)
-}
-
-const SEARCH_TERMS: &[&str] = &[
-    "torch-train",
-    "cuda12.4-py3.11",
-    "vllm-serving",
-    "jax",
-    "notebook-42",
-    "tensorflow-infer-1",
-    "py3.12",
-    "finetune",
-];
-const FILTER_FRAMEWORKS: &[&str] = &["pytorch", "tensorflow", "vllm", "jax"];
-
-fn scenario(name: &str, seeded: &seed::Seeded, token: &Arc<str>) -> Arc<dyn Scenario> {
-    let token = token.clone();
-    match name {
-        "hello" => requests(|_| Req {
-            method: Method::GET,
-            path: process::HELLO_ROUTE.into(),
-            authorization: None,
-            body: None,
-        }),
-        "list" => requests(move |n| {
-            Req::get(
-                format!(
-                    "/api/v1/images?page_size=20&orderBy=created_at&order=desc&page={}",
-                    1 + n % 5
-                ),
-                &token,
-            )
-        }),
-        "list-3-filters" => requests(move |n| {
-            let f = FILTER_FRAMEWORKS[n as usize % FILTER_FRAMEWORKS.len()];
-            Req::get(
-                format!(
-                    "/api/v1/images?framework={f}&chip_type=GPU&applicable_scope=%E8%AE%AD%E7%BB%83&page_size=20"
-                ),
-                &token,
-            )
-        }),
-        "search" => requests(move |n| {
-            let term = SEARCH_TERMS[n as usize % SEARCH_TERMS.len()];
-            Req::get(format!("/api/v1/images?name={term}&page_size=20"), &token)
-        }),
-        "grouped" => requests(move |n| {
-            Req::get(
-                format!("/api/v1/images?flat=false&page_size=20&page={}", 1 + n % 3),
-                &token,
-            )
-        }),
-        "detail" => {
-            let ids = seeded.visible_ids.clone();
-            requests(move |n| {
-                Req::get(
-                    format!("/api/v1/images/{}", ids[spread(n, ids.len())]),
-                    &token,
-                )
-            })
-        }
-        "importing" => {
-            let ids = seeded.finished_import_ids.clone();
-            requests(move |n| {
-                Req::get(
-                    format!(
-                        "/api/v1/images/{}/importing-details",
-                        ids[spread(n, ids.len())]
-                    ),
-                    &token,
-                )
-            })
-        }
-        "webhooks" => {
-            let executions = seeded.finished_executions.clone();
-            let auth: Arc<str> = Arc::from(WEBHOOK_SECRET);
-            requests(move |n| {
-                // Nine in ten about finished imports (looked up, already final), one in ten
-                // about executions berth never started (ignored).
-                let execution = if n % 10 == 9 {
-                    9_000_000_000 + n as i64
-                } else {
-                    executions[spread(n, executions.len())]
-                };
-                let body = serde_json::json!({
-                    "type": "REPLICATION",
-                    "occur_at": now_unix(),
-                    "operator": "MANUAL",
-                    "event_data": {"replication": {
-                        "harbor_hostname": "harbor.local",
-                        "job_status": "Success",
-                        "execution_id": execution,
-                        "trigger_type": "MANUAL",
-                        "policy_creator": "admin",
-                    }},
-                });
-                Req {
-                    method: Method::POST,
-                    path: "/api/v1/hooks/harbor".into(),
-                    authorization: Some(auth.clone()),
-                    body: Some(Bytes::from(body.to_string())),
-                }
-            })
-        }
-        other => unreachable!("scenario {other}"),
-    }
-}
-
-/// Worker progress callbacks on a few running imports, each to one of [`LAYERS`] layers
-/// with a rising percentage; remembers the highest percentage each layer was acknowledged
-/// with, to check afterwards that no acknowledged update was lost.
-struct Progress {
-    targets: Vec<String>,
-    paths: Vec<String>,
-    auth: Arc<str>,
-    acknowledged: Vec<AtomicU8>,
-}
-
-impl Progress {
-    fn new(targets: &[String]) -> Progress {
-        Progress {
-            targets: targets.to_vec(),
-            paths: targets
-                .iter()
-                .map(|t| {
-                    format!(
-                        "/api/v1/images:import/{}/progress",
-                        berth_domain::imports::progress_name(t)
-                    )
-                })
-                .collect(),
-            auth: Arc::from(format!("Bearer {WORKER_TOKEN}")),
-            acknowledged: (0..targets.len() as u64 * LAYERS)
-                .map(|_| AtomicU8::new(0))
-                .collect(),
-        }
-    }
-
-    /// (target, layer, percentage) of request `n`.
-    fn step(&self, n: u64) -> (usize, u64, u8) {
-        let t = self.targets.len().max(1) as u64;
-        let round = n / (t * LAYERS);
-        ((n % t) as usize, (n / t) % LAYERS, 1 + (round % 98) as u8)
-    }
-
-    /// Compares every layer's stored progress with the highest acknowledged one.
-    fn verify(&self, db: &dyn Db) -> Result<(usize, usize)> {
-        let mut lost = 0;
-        let mut checked = 0;
-        for (i, target) in self.targets.iter().enumerate() {
-            let r = berth_domain::image_ref::ImageRef::parse(target)
-                .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-            let rows = db
-                .query(
-                    "SELECT layers_detail FROM imports WHERE image_id = \
-                     (SELECT id FROM images WHERE registry = ? AND repository = ? AND tag = ?) \
-                     ORDER BY id DESC LIMIT 1",
-                    &[
-                        r.registry.as_str().into(),
-                        r.repository.as_str().into(),
-                        r.tag.as_str().into(),
-                    ],
-                )
-                .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-            let layers = rows
-                .iter()
-                .next()
-                .and_then(|row| row.opt_str("layers_detail").map(str::to_owned))
-                .with_context(|| format!("{target}: no import"))?;
-            let layers: serde_json::Value = serde_json::from_str(&layers)?;
-            for l in 0..LAYERS {
-                let want =
-                    self.acknowledged[i * LAYERS as usize + l as usize].load(Ordering::Relaxed);
-                if want == 0 {
-                    continue;
-                }
-                checked += 1;
-                let got = layers[format!("sha256:layer{l}")]["progress"]
-                    .as_u64()
-                    .unwrap_or(0);
-                if got < want as u64 {
-                    lost += 1;
-                }
-            }
-        }
-        Ok((checked, lost))
-    }
-}
-
-impl Scenario for Progress {
-    fn request(&self, n: u64) -> Req {
-        let (t, layer, pct) = self.step(n);
-        let body = format!(
-            "{{\"sha256:layer{layer}\": {{\"status\": \"downloading\", \"progress\": {pct}}}}}"
-        );
-        Req {
-            method: Method::PUT,
-            path: self.paths[t].clone(),
-            authorization: Some(self.auth.clone()),
-            body: Some(Bytes::from(body)),
-        }
-    }
-
-    fn answered(&self, n: u64, status: u16) {
-        if status == 200 {
-            let (t, layer, pct) = self.step(n);
-            self.acknowledged[t * LAYERS as usize + layer as usize]
-                .fetch_max(pct, Ordering::Relaxed);
-        }
-    }
 }

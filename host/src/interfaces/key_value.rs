@@ -8,7 +8,7 @@ use rusqlite::OptionalExtension;
 use wasmtime::component::{Resource, ResourceTable};
 
 use crate::bindings::fermyon::spin::key_value as v2;
-use crate::sqlite::{Pool, blocking};
+use crate::interfaces::sqlite::{Pool, blocking};
 
 /// Spin's store table capacity per instance.
 const MAX_STORES_PER_INSTANCE: usize = 256;
