@@ -7,6 +7,8 @@
 //!   a cycle.
 //! - the store may use the lower layers except Harbor's client, outbound HTTP and settings.
 //! - the lower layers use neither `api`, services nor the store, and have no cycle.
+//! - SQL is written in the store only (and in `db` and `migrations`, below it): no
+//!   statement in `api` or a service.
 //! - no file in `domain/src` is longer than [`MAX_LINES`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// The longest a source file may be, tests included (large test modules get files of their own).
 const MAX_LINES: usize = 700;
+
+/// How a SQL statement starts, as a string literal.
+const STATEMENTS: &[&str] = &["\"SELECT ", "\"INSERT INTO", "\"UPDATE ", "\"DELETE FROM"];
 
 /// What the store may not name: it knows the schema, not HTTP, settings or Harbor.
 const NOT_FOR_THE_STORE: &[&str] = &["harbor", "outbound", "config"];
@@ -185,6 +190,12 @@ fn violations(sources: &[Source]) -> Vec<String> {
         let (Some(from), from_service) = owner(&source.path) else {
             continue;
         };
+        if layer(&from) >= 2 && STATEMENTS.iter().any(|s| source.text.contains(s)) {
+            problems.push(format!(
+                "{} ({from}) writes SQL: statements belong in the store",
+                source.path
+            ));
+        }
         for (to, to_service) in references(&source.text) {
             if to == "api" && from != "api" {
                 problems.push(format!("{} uses crate::api: nothing may", source.path));
@@ -305,6 +316,21 @@ fn the_check_finds_what_it_forbids() {
     );
     // A comment names nothing.
     assert!(bad("model.rs", "/// See [`crate::services`].\nfn f() {}").is_empty());
+
+    assert!(
+        bad(
+            "services/builds/mod.rs",
+            "db.query(\"SELECT id FROM builds\", &[])"
+        )[0]
+        .contains("writes SQL")
+    );
+    assert!(
+        bad(
+            "store/builds.rs",
+            "db.query(\"SELECT id FROM builds\", &[])"
+        )
+        .is_empty()
+    );
 
     let long = "\n".repeat(MAX_LINES + 1);
     assert!(bad("views.rs", &long)[0].contains("views.rs has 701 lines"));
