@@ -1,9 +1,8 @@
 //! The admin component's routes: every write to the catalog, for both APIs. Private: the
 //! catalog component forwards the writes on its paths here (Spin's local service chaining).
 
-use crate::auth::Caller;
 use crate::config::Context;
-use crate::envelope::{Api, ApiError};
+use crate::envelope::{Api, respond};
 use crate::http::{Request, Response};
 use crate::outbound::HttpSender;
 use crate::request::{caller, parse_id, unmatched};
@@ -11,43 +10,35 @@ use crate::services::admin;
 
 pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) -> Response {
     let api = Api::for_path(&req.path);
-    super::serve(req, ctx, api, caller, async move |caller: Caller| {
-        route(req, ctx, &caller, sender).await
-    })
-    .await
-}
-
-async fn route<S: HttpSender>(
-    req: &Request,
-    ctx: &Context<'_>,
-    caller: &Caller,
-    sender: S,
-) -> Result<Response, ApiError> {
-    let segments = req.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["api", "v1", "images"]) => admin::create(req, ctx, caller, Api::V1),
-        ("PUT" | "PATCH", ["api", "v1", "images", id]) => {
-            admin::update(req, ctx, caller, Api::V1, parse_id(id)?)
+    let result = async {
+        let caller = &super::admit(req, ctx, caller)?;
+        let segments = req.segments();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("POST", ["api", "v1", "images"]) => admin::create(req, ctx, caller, Api::V1),
+            ("PUT" | "PATCH", ["api", "v1", "images", id]) => {
+                admin::update(req, ctx, caller, Api::V1, parse_id(id)?)
+            }
+            ("DELETE", ["api", "v1", "images", id]) => {
+                admin::delete(req, ctx, caller, Api::V1, parse_id(id)?, sender).await
+            }
+            ("POST", ["api", "images"]) => admin::create(req, ctx, caller, Api::Console),
+            ("PUT", ["api", "images", id]) => {
+                admin::update(req, ctx, caller, Api::Console, parse_id(id)?)
+            }
+            ("DELETE", ["api", "images", id]) => {
+                admin::delete(req, ctx, caller, Api::Console, parse_id(id)?, sender).await
+            }
+            ("PUT", ["api", "images", id, "status"]) => {
+                admin::set_status(req, ctx, caller, parse_id(id)?)
+            }
+            ("POST", ["api", "images", id, "versions"]) => {
+                admin::add_version(req, ctx, caller, parse_id(id)?)
+            }
+            (_, path) => Err(unmatched(req, allowed_methods(path))),
         }
-        ("DELETE", ["api", "v1", "images", id]) => {
-            admin::delete(req, ctx, caller, Api::V1, parse_id(id)?, sender).await
-        }
-        ("POST", ["api", "images"]) => admin::create(req, ctx, caller, Api::Console),
-        ("PUT", ["api", "images", id]) => {
-            admin::update(req, ctx, caller, Api::Console, parse_id(id)?)
-        }
-        ("DELETE", ["api", "images", id]) => {
-            admin::delete(req, ctx, caller, Api::Console, parse_id(id)?, sender).await
-        }
-        ("PUT", ["api", "images", id, "status"]) => {
-            admin::set_status(req, ctx, caller, parse_id(id)?)
-        }
-        ("POST", ["api", "images", id, "versions"]) => {
-            admin::add_version(req, ctx, caller, parse_id(id)?)
-        }
-        (_, path) => Err(unmatched(req, allowed_methods(path))),
-    }
+    };
+    respond(api, result.await)
 }
 
 /// The methods each image path answers, across the catalog and admin components.

@@ -1,9 +1,8 @@
 //! The catalog component's routes: every read of both APIs. Writes on the same paths are
 //! forwarded to other components (see [`forward_target`]).
 
-use crate::auth::Caller;
 use crate::config::Context;
-use crate::envelope::{Api, ApiError};
+use crate::envelope::{Api, respond};
 use crate::http::{Request, Response};
 use crate::outbound::HttpSender;
 use crate::request::{caller, parse_id, unmatched};
@@ -36,48 +35,40 @@ fn is_under(path: &str, prefix: &str) -> bool {
 
 pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) -> Response {
     let api = Api::for_path(&req.path);
-    super::serve(req, ctx, api, caller, async move |caller: Caller| {
-        route(req, ctx, &caller, sender).await
-    })
-    .await
-}
-
-async fn route<S: HttpSender>(
-    req: &Request,
-    ctx: &Context<'_>,
-    caller: &Caller,
-    sender: S,
-) -> Result<Response, ApiError> {
-    let segments = req.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method.as_str(), segments.as_slice()) {
-        ("GET", ["api", "v1", "images"]) => catalog::list_v1(req, ctx, caller),
-        ("GET", ["api", "v1", "images", id]) => catalog::detail_v1(parse_id(id)?, ctx, caller),
-        ("GET", ["api", "v1", "images", id, "use"]) => {
-            catalog::use_image(Api::V1, parse_id(id)?, ctx, caller)
+    let result = async {
+        let caller = &super::admit(req, ctx, caller)?;
+        let segments = req.segments();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("GET", ["api", "v1", "images"]) => catalog::list_v1(req, ctx, caller),
+            ("GET", ["api", "v1", "images", id]) => catalog::detail_v1(parse_id(id)?, ctx, caller),
+            ("GET", ["api", "v1", "images", id, "use"]) => {
+                catalog::use_image(Api::V1, parse_id(id)?, ctx, caller)
+            }
+            ("GET", ["api", "v1", "images", id, "importing-details"]) => {
+                imports::importing_details(parse_id(id)?, ctx, caller, sender).await
+            }
+            ("GET", ["api", "images"]) => catalog::list_console(req, ctx, caller),
+            ("GET", ["api", "images", id]) => catalog::detail_console(parse_id(id)?, ctx, caller),
+            ("GET", ["api", "images", id, "versions"]) => {
+                catalog::versions_console(parse_id(id)?, ctx, caller)
+            }
+            ("GET", ["api", "images", id, "use"]) => {
+                catalog::use_image(Api::Console, parse_id(id)?, ctx, caller)
+            }
+            ("GET", ["api", "v1", "builds"]) => builds::list(ctx, caller, sender).await,
+            ("GET", ["api", "v1", "builds", id]) => builds::get(id, ctx, caller, sender).await,
+            ("POST", ["api", "v1", "builds", id, "cancel"]) => {
+                builds::cancel(id, ctx, caller, sender).await
+            }
+            ("GET", ["api", "v1", "harbor", "stats"]) => imports::harbor_stats(ctx, sender).await,
+            ("GET", ["api", "v1", "openapi.json"]) => {
+                Ok(Response::json(200, &super::openapi::document()))
+            }
+            (_, path) => Err(unmatched(req, allowed_methods(path))),
         }
-        ("GET", ["api", "v1", "images", id, "importing-details"]) => {
-            imports::importing_details(parse_id(id)?, ctx, caller, sender).await
-        }
-        ("GET", ["api", "images"]) => catalog::list_console(req, ctx, caller),
-        ("GET", ["api", "images", id]) => catalog::detail_console(parse_id(id)?, ctx, caller),
-        ("GET", ["api", "images", id, "versions"]) => {
-            catalog::versions_console(parse_id(id)?, ctx, caller)
-        }
-        ("GET", ["api", "images", id, "use"]) => {
-            catalog::use_image(Api::Console, parse_id(id)?, ctx, caller)
-        }
-        ("GET", ["api", "v1", "builds"]) => builds::list(ctx, caller, sender).await,
-        ("GET", ["api", "v1", "builds", id]) => builds::get(id, ctx, caller, sender).await,
-        ("POST", ["api", "v1", "builds", id, "cancel"]) => {
-            builds::cancel(id, ctx, caller, sender).await
-        }
-        ("GET", ["api", "v1", "harbor", "stats"]) => imports::harbor_stats(ctx, sender).await,
-        ("GET", ["api", "v1", "openapi.json"]) => {
-            Ok(Response::json(200, &super::openapi::document()))
-        }
-        (_, path) => Err(unmatched(req, allowed_methods(path))),
-    }
+    };
+    respond(api, result.await)
 }
 
 /// The methods catalog's own paths answer (their writes are forwarded before they get here).

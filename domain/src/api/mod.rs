@@ -13,27 +13,24 @@ pub mod portal;
 pub mod progress;
 
 use crate::config::Context;
-use crate::envelope::{Api, ApiError, respond};
-use crate::http::{Request, Response};
+use crate::envelope::ApiError;
+use crate::http::Request;
 use crate::migrations;
 
-/// The pipeline. `authenticate` says who is calling (a user's token on catalog, admin and
-/// importer; nobody yet on progress, whose routes each check their own secret), then the
-/// schema is made current, `route` (the component's route table) answers, and its result
-/// or error is rendered in `api`'s envelope.
-async fn serve<A>(
+/// The pipeline's first steps, before a component's route table runs: who is calling
+/// (`authenticate`: a user's token on catalog, admin and importer; on progress nobody yet,
+/// as its routes each check their own caller's secret), then a current schema. Every entry
+/// point is the same four lines: `admit`, the route table, and [`respond`](crate::envelope::respond)
+/// in the path's envelope (written out in each, not behind a closure: a generic async
+/// wrapper nests every route's future once more and makes the .wasm larger).
+fn admit<A>(
     req: &Request,
     ctx: &Context<'_>,
-    api: Api,
     authenticate: impl FnOnce(&Request, &Context<'_>) -> Result<A, ApiError>,
-    route: impl AsyncFnOnce(A) -> Result<Response, ApiError>,
-) -> Response {
-    let result = async {
-        let caller = authenticate(req, ctx)?;
-        migrations::ensure_for(ctx)?;
-        route(caller).await
-    };
-    respond(api, result.await)
+) -> Result<A, ApiError> {
+    let caller = authenticate(req, ctx)?;
+    migrations::ensure_for(ctx)?;
+    Ok(caller)
 }
 
 /// The authentication of the components whose routes check their callers' secrets themselves.

@@ -3,35 +3,28 @@
 //! secret of the service that does (webhook secret, worker token, runner token).
 
 use crate::config::Context;
-use crate::envelope::{Api, ApiError};
+use crate::envelope::{Api, respond};
 use crate::http::{Request, Response};
 use crate::outbound::HttpSender;
 use crate::request::unmatched;
 use crate::services::{builds, imports};
 
 pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) -> Response {
-    super::serve(req, ctx, Api::V1, super::anyone, async move |()| {
-        route(req, ctx, sender).await
-    })
-    .await
-}
-
-async fn route<S: HttpSender>(
-    req: &Request,
-    ctx: &Context<'_>,
-    sender: S,
-) -> Result<Response, ApiError> {
-    let segments = req.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["api", "v1", "hooks", "harbor"]) => imports::webhook(req, ctx),
-        ("PUT", ["api", "v1", "images:import", name, "progress"]) => {
-            imports::worker_progress(name, req, ctx)
+    let result = async {
+        super::admit(req, ctx, super::anyone)?;
+        let segments = req.segments();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match (req.method.as_str(), segments.as_slice()) {
+            ("POST", ["api", "v1", "hooks", "harbor"]) => imports::webhook(req, ctx),
+            ("PUT", ["api", "v1", "images:import", name, "progress"]) => {
+                imports::worker_progress(name, req, ctx)
+            }
+            ("PUT", ["api", "v1", "builds", id, "status"]) => builds::runner_status(id, req, ctx),
+            ("POST", ["api", "v1", "internal", "sweep"]) => imports::sweep(req, ctx, sender).await,
+            (_, path) => Err(unmatched(req, allowed_methods(path))),
         }
-        ("PUT", ["api", "v1", "builds", id, "status"]) => builds::runner_status(id, req, ctx),
-        ("POST", ["api", "v1", "internal", "sweep"]) => imports::sweep(req, ctx, sender).await,
-        (_, path) => Err(unmatched(req, allowed_methods(path))),
-    }
+    };
+    respond(Api::V1, result.await)
 }
 
 /// The methods each of the progress component's paths answers.

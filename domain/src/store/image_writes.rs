@@ -231,19 +231,8 @@ pub fn set_status(db: &dyn Db, id: i64, status: &str, now: &str) -> Result<(), D
 }
 
 /// The import succeeded: the image is ready, with the facts read from Harbor (its
-/// platforms and contents replaced).
-pub fn mark_ready(
-    db: &dyn Db,
-    image_id: i64,
-    facts: Option<&ArtifactFacts>,
-    now: &str,
-) -> Result<(), DbError> {
-    let Some(f) = facts else {
-        return db.execute(
-            "UPDATE images SET status = 'ready', revision = revision + 1, updated_at = ? WHERE id = ?",
-            &[now.into(), image_id.into()],
-        );
-    };
+/// platforms and contents replaced). Without facts, [`set_status`] `ready`.
+pub fn mark_ready(db: &dyn Db, image_id: i64, f: &ArtifactFacts, now: &str) -> Result<(), DbError> {
     db.execute(
         "UPDATE images SET status = 'ready', digest = ?, size = ?, arch = ?, os = ?, revision = revision + 1, \
          updated_at = ? WHERE id = ?",

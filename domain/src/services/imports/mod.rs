@@ -70,7 +70,12 @@ pub fn observe_state(
         let now = time::now_rfc3339();
         imports::set_state(db, row.id, &next, message, &now)?;
         match next.phase {
-            Phase::Succeeded => image_writes::mark_ready(db, image_id, facts, &now)?,
+            // Without facts (a worker reported none) only the status changes; kept apart so
+            // a component that never passes facts links none of the facts' writes.
+            Phase::Succeeded => match facts {
+                Some(facts) => image_writes::mark_ready(db, image_id, facts, &now)?,
+                None => image_writes::set_status(db, image_id, "ready", &now)?,
+            },
             Phase::Failed => image_writes::set_status(db, image_id, "failed", &now)?,
             _ => {}
         }
