@@ -20,9 +20,8 @@ use crate::migrations;
 /// The pipeline's first steps, before a component's route table runs: who is calling
 /// (`authenticate`: a user's token on catalog, admin and importer; on progress nobody yet,
 /// as its routes each check their own caller's secret), then a current schema. Every entry
-/// point is the same four lines: `admit`, the route table, and [`respond`](crate::envelope::respond)
-/// in the path's envelope (written out in each, not behind a closure: a generic async
-/// wrapper nests every route's future once more and makes the .wasm larger).
+/// point is the same four lines: `admit`, the route table, and
+/// [`respond`](crate::envelope::respond) in the path's envelope.
 fn admit<A>(
     req: &Request,
     ctx: &Context<'_>,
