@@ -69,8 +69,8 @@ fn main() {
             vars: &vars,
             now,
         };
-        block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
-        block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
+        block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
         return;
     }
     let ctx = Context {
@@ -78,11 +78,11 @@ fn main() {
         vars: &vars,
         now,
     };
-    let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+    let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
     eprintln!("status {} body {} bytes", r.status, r.body.len());
     let t = std::time::Instant::now();
     for _ in 0..n {
-        let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
         assert_eq!(r.status, 200);
     }
     eprintln!(

@@ -158,7 +158,7 @@ impl Progress {
                 .map(|t| {
                     format!(
                         "/api/v1/images:import/{}/progress",
-                        berth_domain::imports::progress_name(t)
+                        berth_domain::services::imports::progress_name(t)
                     )
                 })
                 .collect(),

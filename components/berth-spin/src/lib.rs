@@ -301,7 +301,9 @@ impl HttpSender for SpinHttp {
 }
 
 /// Defines a component's HTTP entry point that runs `$handler` (an async domain handler
-/// taking the request, its context and an HTTP sender) on this request's database.
+/// taking the request, its context and an HTTP sender) on this request's database. With
+/// `forward = $forward`, a request `$forward` names another component for is passed to that
+/// component instead.
 #[macro_export]
 macro_rules! serve_with {
     ($handler:path) => {
@@ -311,6 +313,20 @@ macro_rules! serve_with {
             let res = match $crate::open_db_for(&req) {
                 Ok(db) => $handler(&req, &$crate::context(db.as_ref()), $crate::SpinHttp).await,
                 Err(res) => res,
+            };
+            $crate::from_domain(res)
+        }
+    };
+    ($handler:path, forward = $forward:path) => {
+        #[spin_sdk::http_component]
+        async fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+            let req = $crate::to_domain(req);
+            let res = match $forward(&req) {
+                Some(component) => $crate::forward(component, &req).await,
+                None => match $crate::open_db_for(&req) {
+                    Ok(db) => $handler(&req, &$crate::context(db.as_ref()), $crate::SpinHttp).await,
+                    Err(res) => res,
+                },
             };
             $crate::from_domain(res)
         }

@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::admin::MAX_BODY_BYTES;
 use crate::query::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SortKey};
+use crate::request::MAX_BODY_BYTES;
 
 fn v1_envelope(data: Value) -> Value {
     json!({

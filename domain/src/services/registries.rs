@@ -8,18 +8,17 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::json_body;
 use crate::auth::Caller;
-use crate::catalog::parse_id;
-use crate::config::Context;
-use crate::db::{Db, DbError, Row, with_write_tx};
+use crate::config::{Context, HarborSettings};
+use crate::db::{DbError, with_write_tx};
 use crate::envelope::{Api, ApiError};
 use crate::harbor::SourceRegistry;
 use crate::http::{Request, Response};
 use crate::image_ref::ImageRef;
-use crate::imports::HarborSettings;
 use crate::outbound::HttpSender;
+use crate::request::{json_body, parse_id};
 use crate::sealed::{self, SealingKey};
+use crate::store::registries::{self as store, RegistryFields, RegistryRow};
 use crate::time;
 
 /// Harbor adapter types berth lets admins use (CONTRACT §2.1).
@@ -48,39 +47,14 @@ struct RegistryBody {
     password: Option<String>,
 }
 
-/// A registry as stored (the password stays inside this module, sealed).
-struct Stored {
-    id: i64,
-    name: String,
-    host: String,
-    kind: String,
-    url: String,
-    username: Option<String>,
-    password: Option<String>,
-    harbor_registry_id: Option<i64>,
-    created_at: String,
-    updated_at: String,
+/// What the API shows of a registry, and the Harbor endpoint it becomes (the password
+/// is opened only here).
+trait Registry {
+    fn view(&self, caller: &Caller) -> Value;
+    fn source(&self, key: &SealingKey) -> Result<SourceRegistry, ApiError>;
 }
 
-const COLUMNS: &str =
-    "id, name, host, kind, url, username, password, harbor_registry_id, created_at, updated_at";
-
-impl Stored {
-    fn from_row(r: &Row<'_>) -> Stored {
-        Stored {
-            id: r.i64("id"),
-            name: r.str("name").to_owned(),
-            host: r.str("host").to_owned(),
-            kind: r.str("kind").to_owned(),
-            url: r.str("url").to_owned(),
-            username: r.opt_string("username"),
-            password: r.opt_string("password"),
-            harbor_registry_id: r.get("harbor_registry_id").as_i64(),
-            created_at: r.str("created_at").to_owned(),
-            updated_at: r.str("updated_at").to_owned(),
-        }
-    }
-
+impl Registry for RegistryRow {
     /// What the API shows: never the password; the credential's facts to admins only.
     fn view(&self, caller: &Caller) -> Value {
         let mut view = json!({
@@ -161,45 +135,21 @@ fn seal(key: &SealingKey, host: &str, password: &str) -> Result<String, ApiError
 /// upgrade needs no step of its own and old rows are sealed the first time registries
 /// are used again. Rows that stay plain until then still work: opening passes them on.
 fn seal_plain_passwords(ctx: &Context<'_>, key: &SealingKey) -> Result<(), ApiError> {
-    let rows = ctx.db.query(
-        "SELECT id, host, password FROM registries WHERE password IS NOT NULL",
-        &[],
-    )?;
-    for r in rows.iter() {
-        let stored = r.str("password");
-        if stored.is_empty() || sealed::is_sealed(stored) {
+    for (id, host, stored) in store::with_passwords(ctx.db)? {
+        if stored.is_empty() || sealed::is_sealed(&stored) {
             continue;
         }
         // Only if still that plain value: a concurrent write wins.
-        ctx.db.execute(
-            "UPDATE registries SET password = ? WHERE id = ? AND password = ?",
-            &[
-                seal(key, r.str("host"), stored)?.into(),
-                r.i64("id").into(),
-                stored.into(),
-            ],
-        )?;
+        store::replace_password(ctx.db, id, &stored, &seal(key, &host, &stored)?)?;
     }
     Ok(())
 }
 
-fn load(db: &dyn Db, id: i64) -> Result<Option<Stored>, DbError> {
-    let rows = db.query(
-        &format!("SELECT {COLUMNS} FROM registries WHERE id = ?"),
-        &[id.into()],
-    )?;
-    Ok(rows.first().map(|r| Stored::from_row(&r)))
-}
-
-/// The Harbor registry id an admin-managed registry for `host` has, if any.
-pub fn harbor_registry_for(db: &dyn Db, host: &str) -> Result<Option<i64>, DbError> {
-    let rows = db.query(
-        "SELECT harbor_registry_id FROM registries WHERE host = ?",
-        &[host.into()],
-    )?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.get("harbor_registry_id").as_i64()))
+/// What every registries route does first: the sealing key, and no plain password left.
+fn sealed_key(ctx: &Context<'_>) -> Result<SealingKey, ApiError> {
+    let key = sealing_key(ctx)?;
+    seal_plain_passwords(ctx, &key)?;
+    Ok(key)
 }
 
 fn admin_only(caller: &Caller) -> Result<(), ApiError> {
@@ -210,61 +160,59 @@ fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Routes `/api/v1/registries[/{id}]`.
-pub async fn handle<S: HttpSender>(
+/// `GET /api/v1/registries`.
+pub fn list(ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
+    sealed_key(ctx)?;
+    let items: Vec<Value> = store::list(ctx.db)?
+        .iter()
+        .map(|r| r.view(caller))
+        .collect();
+    Ok(Api::V1.ok(json!({"total": items.len(), "items": items})))
+}
+
+/// `GET /api/v1/registries/{id}`.
+pub fn get(ctx: &Context<'_>, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    sealed_key(ctx)?;
+    let id = parse_id(id)?;
+    let r = store::load(ctx.db, id)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
+    Ok(Api::V1.ok(r.view(caller)))
+}
+
+/// `POST /api/v1/registries` (admins).
+pub async fn create<S: HttpSender>(
     req: &Request,
     ctx: &Context<'_>,
     caller: &Caller,
-    id: Option<&str>,
     sender: S,
 ) -> Result<Response, ApiError> {
-    crate::migrations::ensure_for(ctx)?;
-    let key = sealing_key(ctx)?;
-    seal_plain_passwords(ctx, &key)?;
-    match (req.method.as_str(), id) {
-        ("GET", None) => {
-            let rows = ctx.db.query(
-                &format!("SELECT {COLUMNS} FROM registries ORDER BY id"),
-                &[],
-            )?;
-            let items: Vec<Value> = rows
-                .iter()
-                .map(|r| Stored::from_row(&r).view(caller))
-                .collect();
-            Ok(Api::V1.ok(json!({"total": items.len(), "items": items})))
-        }
-        ("GET", Some(id)) => {
-            let id = parse_id(id)?;
-            let r = load(ctx.db, id)?
-                .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
-            Ok(Api::V1.ok(r.view(caller)))
-        }
-        ("POST", None) => {
-            admin_only(caller)?;
-            create(req, ctx, caller, &key, sender).await
-        }
-        ("PUT" | "PATCH", Some(id)) => {
-            admin_only(caller)?;
-            update(req, ctx, caller, parse_id(id)?, &key, sender).await
-        }
-        ("DELETE", Some(id)) => {
-            admin_only(caller)?;
-            let id = parse_id(id)?;
-            let gone = ctx.db.query(
-                "DELETE FROM registries WHERE id = ? RETURNING id",
-                &[id.into()],
-            )?;
-            if gone.is_empty() {
-                return Err(ApiError::not_found(format!("registry {id} not found")));
-            }
-            Ok(Api::V1.ok(json!({"id": id})))
-        }
-        (method, None) => Err(ApiError::method_not_allowed(method, "GET, POST")),
-        (method, Some(_)) => Err(ApiError::method_not_allowed(
-            method,
-            "GET, PUT, PATCH, DELETE",
-        )),
+    let key = sealed_key(ctx)?;
+    admin_only(caller)?;
+    create_sealed(req, ctx, caller, &key, sender).await
+}
+
+/// `PUT` or `PATCH /api/v1/registries/{id}` (admins).
+pub async fn update<S: HttpSender>(
+    req: &Request,
+    ctx: &Context<'_>,
+    caller: &Caller,
+    id: &str,
+    sender: S,
+) -> Result<Response, ApiError> {
+    let key = sealed_key(ctx)?;
+    admin_only(caller)?;
+    update_sealed(req, ctx, caller, parse_id(id)?, &key, sender).await
+}
+
+/// `DELETE /api/v1/registries/{id}` (admins).
+pub fn delete(ctx: &Context<'_>, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    sealed_key(ctx)?;
+    admin_only(caller)?;
+    let id = parse_id(id)?;
+    if !store::delete(ctx.db, id)? {
+        return Err(ApiError::not_found(format!("registry {id} not found")));
     }
+    Ok(Api::V1.ok(json!({"id": id})))
 }
 
 fn text(field: &str, v: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
@@ -315,7 +263,7 @@ fn url(v: Option<String>, host: &str) -> Result<String, ApiError> {
 /// Creates or refreshes the registry's Harbor endpoint and records its id.
 async fn sync_to_harbor<S: HttpSender>(
     ctx: &Context<'_>,
-    stored: &Stored,
+    stored: &RegistryRow,
     key: &SealingKey,
     sender: S,
 ) -> Result<i64, ApiError> {
@@ -330,14 +278,11 @@ async fn sync_to_harbor<S: HttpSender>(
                 format!("Harbor did not accept registry {}: {e}", stored.host),
             )
         })?;
-    ctx.db.execute(
-        "UPDATE registries SET harbor_registry_id = ? WHERE id = ?",
-        &[harbor_id.into(), stored.id.into()],
-    )?;
+    store::set_harbor_registry_id(ctx.db, stored.id, harbor_id)?;
     Ok(harbor_id)
 }
 
-async fn create<S: HttpSender>(
+async fn create_sealed<S: HttpSender>(
     req: &Request,
     ctx: &Context<'_>,
     caller: &Caller,
@@ -367,45 +312,37 @@ async fn create<S: HttpSender>(
     }
     let password = password.map(|p| seal(key, &host, &p)).transpose()?;
     let now = time::now_rfc3339();
+    let fields = RegistryFields {
+        name: &name,
+        kind: &kind,
+        url: &url,
+        username,
+        password,
+    };
     let id = with_write_tx(ctx.db, || {
-        ctx.db
-            .query(
-                "INSERT INTO registries (name, host, kind, url, username, password, created_by, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                &[
-                    name.clone().into(),
-                    host.clone().into(),
-                    kind.clone().into(),
-                    url.clone().into(),
-                    username.clone().into(),
-                    password.clone().into(),
-                    caller.name.clone().into(),
-                    now.clone().into(),
-                    now.clone().into(),
-                ],
-            )
+        store::insert(ctx.db, &host, &fields, &caller.name, &now)
             .map_err(|e| match e {
-                DbError::Conflict(_) => ApiError::conflict(format!("a registry named '{name}' or for host {host} already exists")),
+                DbError::Conflict(_) => ApiError::conflict(format!(
+                    "a registry named '{name}' or for host {host} already exists"
+                )),
                 other => other.into(),
             })?
-            .scalar_i64()
             .ok_or_else(|| ApiError::internal("creating a registry", "no id returned"))
     })?;
-    let stored = load(ctx.db, id)?
+    let stored = store::load(ctx.db, id)?
         .ok_or_else(|| ApiError::internal("creating a registry", "row vanished"))?;
     if let Err(e) = sync_to_harbor(ctx, &stored, key, sender).await {
-        ctx.db
-            .execute("DELETE FROM registries WHERE id = ?", &[id.into()])?;
+        store::remove(ctx.db, id)?;
         return Err(e);
     }
-    let stored = load(ctx.db, id)?
+    let stored = store::load(ctx.db, id)?
         .ok_or_else(|| ApiError::internal("creating a registry", "row vanished"))?;
     Ok(Api::V1
         .ok_with(201, stored.view(caller), None)
         .with_header("location", &format!("/api/v1/registries/{id}")))
 }
 
-async fn update<S: HttpSender>(
+async fn update_sealed<S: HttpSender>(
     req: &Request,
     ctx: &Context<'_>,
     caller: &Caller,
@@ -414,8 +351,8 @@ async fn update<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     let b: RegistryBody = json_body(req)?;
-    let current =
-        load(ctx.db, id)?.ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
+    let current = store::load(ctx.db, id)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
     if b.host.as_ref().is_some_and(|h| *h != current.host) {
         return Err(ApiError::bad_param(
             "host",
@@ -437,27 +374,21 @@ async fn update<S: HttpSender>(
         Some(p) => Some(seal(key, &current.host, &p)?),
         None => current.password.clone(),
     };
-    ctx.db
-        .execute(
-            "UPDATE registries SET name = ?, kind = ?, url = ?, username = ?, password = ?, updated_at = ? WHERE id = ?",
-            &[
-                name.into(),
-                kind.into(),
-                url.into(),
-                username.into(),
-                password.into(),
-                time::now_rfc3339().into(),
-                id.into(),
-            ],
-        )
-        .map_err(|e| match e {
-            DbError::Conflict(_) => ApiError::conflict("another registry already has that name"),
-            other => other.into(),
-        })?;
-    let stored =
-        load(ctx.db, id)?.ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
+    let fields = RegistryFields {
+        name: &name,
+        kind: &kind,
+        url: &url,
+        username,
+        password,
+    };
+    store::update(ctx.db, id, &fields, &time::now_rfc3339()).map_err(|e| match e {
+        DbError::Conflict(_) => ApiError::conflict("another registry already has that name"),
+        other => other.into(),
+    })?;
+    let stored = store::load(ctx.db, id)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
     sync_to_harbor(ctx, &stored, key, sender).await?;
-    let stored =
-        load(ctx.db, id)?.ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
+    let stored = store::load(ctx.db, id)?
+        .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))?;
     Ok(Api::V1.ok(stored.view(caller)))
 }
