@@ -563,7 +563,7 @@ fn check_not_reserved(
     reference: &ImageRef,
     field: &str,
 ) -> Result<(), ApiError> {
-    let Ok(harbor) = crate::imports::HarborSettings::from_context(ctx) else {
+    let Ok(harbor) = ctx.settings.harbor() else {
         return Ok(());
     };
     if harbor.is_reserved(reference) {
@@ -627,7 +627,7 @@ impl Writer<'_> {
     fn create(&self, api: Api) -> Result<Response, ApiError> {
         // Seed 000: creating images is for admins. Users register their own private images
         // only where the platform allows it.
-        if !self.caller.is_admin() && self.ctx.var("allow_user_images").trim() != "true" {
+        if !self.caller.is_admin() && !self.ctx.settings.allow_user_images() {
             return Err(ApiError::forbidden(
                 "only admins can create images (user images are not enabled: allow_user_images)",
             ));

@@ -12,13 +12,13 @@ use sha2::{Digest, Sha256};
 
 use crate::admin::json_body;
 use crate::auth::Caller;
-use crate::config::Context;
+use crate::config::{Context, HarborSettings};
 use crate::db::{Row, with_write_tx};
 use crate::dockerfile;
 use crate::envelope::{Api, ApiError};
 use crate::http::{Request, Response};
 use crate::image_ref::ImageRef;
-use crate::imports::{ArtifactFacts, HarborSettings};
+use crate::imports::ArtifactFacts;
 use crate::model::{IMAGE_COLUMNS, Image};
 use crate::outbound::{HttpSender, OutboundRequest};
 use crate::{store, time};
@@ -78,47 +78,6 @@ struct BuildBody {
     mode: Option<String>,
     packages: Option<Packages>,
     environment_id: Option<String>,
-}
-
-/// Where builds go and how berth and the runner trust each other.
-struct RunnerSettings {
-    url: String,
-    secret: String,
-    token: String,
-    public_url: String,
-    deadline_seconds: i64,
-}
-
-impl RunnerSettings {
-    fn from_context(ctx: &Context<'_>) -> Result<RunnerSettings, ApiError> {
-        let url = ctx
-            .var("runner_url")
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if url.is_empty() {
-            return Err(ApiError::new(
-                503,
-                "no build runner is configured (set the runner_url variable)",
-            ));
-        }
-        Ok(RunnerSettings {
-            url,
-            secret: ctx.var("runner_secret"),
-            token: ctx.var("runner_token"),
-            public_url: ctx
-                .var("public_url")
-                .trim()
-                .trim_end_matches('/')
-                .to_owned(),
-            deadline_seconds: ctx
-                .var("build_deadline_seconds")
-                .trim()
-                .parse()
-                .unwrap_or(3600_i64)
-                .max(1),
-        })
-    }
 }
 
 /// `sha256=<hex>` HMAC of a job body, as the `X-Berth-Signature` header carries it.
@@ -301,11 +260,7 @@ fn resolve_base(
         };
         return Ok((pinned, Some(image)));
     }
-    let allowed: Vec<String> = ctx
-        .var("source_registries")
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    let allowed = ctx.settings.source_registries();
     if !allowed.contains(&parsed.registry) {
         return Err(ApiError::bad_param(
             field,
@@ -321,10 +276,11 @@ fn resolve_base(
 /// Whether builds may pull from `registry`: an allowed import source or berth's Harbor.
 fn base_registry_allowed(ctx: &Context<'_>, registry: &str) -> bool {
     let registry = registry.to_ascii_lowercase();
-    ctx.var("source_registries")
-        .split(',')
-        .any(|s| s.trim().eq_ignore_ascii_case(&registry))
-        || HarborSettings::from_context(ctx).is_ok_and(|h| h.registry_host == registry)
+    ctx.settings.source_registries().contains(&registry)
+        || ctx
+            .settings
+            .harbor()
+            .is_ok_and(|h| h.registry_host == registry)
 }
 
 /// The Harbor path component of a user's builds, injective: a name that already is a plain
@@ -543,8 +499,8 @@ pub async fn start<S: HttpSender>(
         }
     };
 
-    let harbor = HarborSettings::from_context(ctx)?;
-    let runner = RunnerSettings::from_context(ctx)?;
+    let harbor = ctx.settings.harbor()?;
+    let runner = ctx.settings.runner()?;
     // The name as its owner gave it; the owner's namespace is in the Harbor path only.
     let name = format!("{}:{}", target.repository, target.tag);
     let repository = format!(
@@ -633,7 +589,7 @@ pub async fn start<S: HttpSender>(
         "base_image": base_ref,
         "environment_id": body.environment_id,
         "push": {"registry": harbor.registry_host, "repository": repository, "tag": target.tag},
-        "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token},
+        "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token.expose()},
     });
     // Harbor must tell berth about the push that completes the build.
     if let Err(e) =
@@ -646,7 +602,10 @@ pub async fn start<S: HttpSender>(
     let bytes = serde_json::to_vec(&job).expect("JSON values serialize");
     let mut request = OutboundRequest::new("POST", format!("{}/runner/jobs", runner.url))
         .header("content-type", "application/json")
-        .header("x-berth-signature", signature(&runner.secret, &bytes));
+        .header(
+            "x-berth-signature",
+            signature(runner.secret.expose(), &bytes),
+        );
     request.body = bytes;
     let failure = match (&sender).send(request).await {
         Ok(r) if (200..300).contains(&r.status) => None,
@@ -772,7 +731,7 @@ async fn expire<S: HttpSender>(
 /// like a job. Best effort: the build is already final in berth, and a runner that does
 /// not answer is asked again by nobody (its own timeout ends the build).
 async fn stop_in_runner<S: HttpSender>(ctx: &Context<'_>, sender: &S, id: &str, reason: &str) {
-    let Ok(runner) = RunnerSettings::from_context(ctx) else {
+    let Ok(runner) = ctx.settings.runner() else {
         return;
     };
     let bytes = serde_json::to_vec(&json!({"build_id": id, "reason": reason}))
@@ -780,7 +739,10 @@ async fn stop_in_runner<S: HttpSender>(ctx: &Context<'_>, sender: &S, id: &str, 
     let mut request =
         OutboundRequest::new("POST", format!("{}/runner/jobs/{id}/cancel", runner.url))
             .header("content-type", "application/json")
-            .header("x-berth-signature", signature(&runner.secret, &bytes));
+            .header(
+                "x-berth-signature",
+                signature(runner.secret.expose(), &bytes),
+            );
     request.body = bytes;
     let _ = sender.send(request).await;
 }
@@ -826,14 +788,8 @@ pub async fn get<S: HttpSender>(
 ) -> Result<Response, ApiError> {
     crate::migrations::ensure_for(ctx)?;
     let build = visible_build(ctx, id, caller)?;
-    let quiet = time::parse(&build.updated_at).is_none_or(|t| {
-        ctx.now - t.timestamp()
-            >= ctx
-                .var("import_reconcile_after_seconds")
-                .trim()
-                .parse()
-                .unwrap_or(5)
-    });
+    let quiet = time::parse(&build.updated_at)
+        .is_none_or(|t| ctx.now - t.timestamp() >= ctx.settings.import_reconcile_after_seconds());
     if quiet || pushed(ctx, &build.id)? {
         complete_if_in_harbor(ctx, &sender, &build).await?;
     }
@@ -855,7 +811,7 @@ async fn complete_if_in_harbor<S: HttpSender>(
     if !matches!(build.status.as_str(), "building" | "running") {
         return Ok(());
     }
-    let Ok(harbor) = HarborSettings::from_context(ctx) else {
+    let Ok(harbor) = ctx.settings.harbor() else {
         return Ok(());
     };
     let (repository, tag) = build
@@ -985,7 +941,7 @@ pub fn runner_status(id: &str, req: &Request, ctx: &Context<'_>) -> Result<Respo
         .header("authorization")
         .and_then(|h| h.trim().strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !crate::auth::secret_matches(&ctx.var("runner_token"), token.trim()) {
+    if !crate::auth::secret_matches(ctx.settings.runner_token().expose(), token.trim()) {
         return Err(ApiError::unauthorized(
             "send 'Authorization: Bearer <runner_token>'",
         ));

@@ -6,12 +6,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::Context;
+use crate::config::{HarborSettings, ScanRequirement};
 use crate::db::{Db, DbError};
 use crate::envelope::ApiError;
 use crate::harbor::{Artifact, HarborClient, ScanSummary};
 use crate::image_facts::{DerivedFacts, derive, severity_rank};
 use crate::import_state::Observation;
-use crate::imports::{ArtifactFacts, HarborSettings, repository_in_project};
+use crate::imports::{ArtifactFacts, repository_in_project};
 use crate::model::Image;
 use crate::outbound::HttpSender;
 
@@ -240,29 +241,6 @@ pub fn extra_facts(db: &dyn Db, image: &crate::model::Image) -> Result<ExtraFact
     })
 }
 
-/// The `import_require_clean_scan` variable: `false` (default), `true` (no vulnerability
-/// at all), or a severity (`medium`: nothing above it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanRequirement {
-    None,
-    AtMost(i64),
-}
-
-impl ScanRequirement {
-    pub fn from_context(ctx: &Context<'_>) -> ScanRequirement {
-        match ctx
-            .var("import_require_clean_scan")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "false" | "no" | "0" => ScanRequirement::None,
-            "true" | "yes" | "1" => ScanRequirement::AtMost(0),
-            other => ScanRequirement::AtMost(severity_rank(other).unwrap_or(0)),
-        }
-    }
-}
-
 /// What the scan requirement says about an import whose copy is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanGate {
@@ -325,7 +303,7 @@ pub async fn before_ready<S: HttpSender>(
     facts: &ArtifactFacts,
 ) -> Result<Option<&'static str>, ApiError> {
     let scan = facts.contents.as_ref().and_then(|c| c.scan.as_ref());
-    match gate(ScanRequirement::from_context(ctx), scan) {
+    match gate(settings.require_clean_scan, scan) {
         ScanGate::Pass => Ok(None),
         ScanGate::Wait { ask } => {
             if ask {

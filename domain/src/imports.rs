@@ -9,12 +9,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::config::Context;
+use crate::config::{Context, HarborSettings};
 use crate::db::{Db, DbError, Dialect, Row, with_write_tx};
 use crate::envelope::{Api, ApiError};
 use crate::harbor::{
-    DeleteOutcome, Execution, ExecutionOutcome, HarborClient, HarborConfig, HarborError,
-    PolicySpec, SourceRegistry, WebhookSpec,
+    DeleteOutcome, Execution, ExecutionOutcome, HarborClient, HarborError, PolicySpec,
+    SourceRegistry, WebhookSpec,
 };
 use crate::http::Response;
 use crate::image_ref::ImageRef;
@@ -23,91 +23,8 @@ use crate::model::Image;
 use crate::outbound::HttpSender;
 use crate::{store, time};
 
-/// Settings of everything that talks to Harbor, from the component's variables.
-#[derive(Debug, Clone)]
-pub struct HarborSettings {
-    pub harbor: HarborConfig,
-    /// The registry host users pull imported images from (default: `harbor_url`'s host).
-    pub registry_host: String,
-    pub allowed_sources: Vec<String>,
-    pub deadline_seconds: i64,
-    /// How long a `Failed` execution must stay failed before berth believes it.
-    pub confirm_failure_seconds: i64,
-    /// A reader asks Harbor itself when nothing was heard for this long.
-    pub reconcile_after_seconds: i64,
-    /// An import claimed but never handed to Harbor (no execution id: the host stopped in
-    /// between) is driven again after this long.
-    pub redrive_after_seconds: i64,
-    /// Where Harbor should send webhooks (empty: don't manage the webhook policy).
-    pub webhook_url: String,
-    pub webhook_secret: String,
-}
-
-fn number(ctx: &Context<'_>, name: &str, default: i64) -> i64 {
-    ctx.var(name).trim().parse().unwrap_or(default)
-}
-
-/// The registry host users pull Harbor's images from: `harbor_registry_host`, else
-/// `harbor_url`'s host; `None` when no Harbor is configured.
-pub fn registry_host(ctx: &Context<'_>) -> Option<String> {
-    match ctx.var("harbor_registry_host").trim() {
-        "" => {}
-        h => return Some(h.to_owned()),
-    }
-    let base_url = ctx.var("harbor_url");
-    let base_url = base_url.trim().trim_end_matches('/');
-    let host = base_url
-        .split("://")
-        .nth(1)
-        .unwrap_or(base_url)
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    (!host.is_empty()).then(|| host.to_owned())
-}
-
+// Methods of the Harbor settings that only imports and builds need.
 impl HarborSettings {
-    /// 503 when no Harbor is configured.
-    pub fn from_context(ctx: &Context<'_>) -> Result<HarborSettings, ApiError> {
-        let base_url = ctx
-            .var("harbor_url")
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if base_url.is_empty() {
-            return Err(ApiError::new(
-                503,
-                "no Harbor is configured (set the harbor_url variable)",
-            ));
-        }
-        let registry_host = registry_host(ctx).unwrap_or_default();
-        let project = match ctx.var("harbor_project").trim() {
-            "" => "catalog".to_owned(),
-            p => p.to_owned(),
-        };
-        Ok(HarborSettings {
-            harbor: HarborConfig {
-                base_url,
-                username: ctx.var("harbor_username"),
-                password: ctx.var("harbor_password"),
-                project,
-            },
-            registry_host,
-            allowed_sources: ctx
-                .var("source_registries")
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            deadline_seconds: number(ctx, "import_deadline_seconds", 3600).max(1),
-            confirm_failure_seconds: number(ctx, "import_failure_confirm_seconds", 150).max(0),
-            reconcile_after_seconds: number(ctx, "import_reconcile_after_seconds", 5).max(0),
-            redrive_after_seconds: number(ctx, "import_redrive_after_seconds", 30).max(0),
-            webhook_url: ctx.var("webhook_url").trim().to_owned(),
-            webhook_secret: ctx.var("harbor_webhook_secret"),
-        })
-    }
-
     pub fn client<S: HttpSender>(&self, sender: S) -> HarborClient<S> {
         HarborClient::new(sender, self.harbor.clone())
     }
@@ -835,7 +752,7 @@ pub async fn start<S: HttpSender>(
             ),
         ));
     }
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     if !settings
         .allowed_sources
         .iter()
@@ -1101,7 +1018,7 @@ pub async fn ensure_project_and_webhooks<S: HttpSender>(
             .ensure_webhook_spec(&WebhookSpec {
                 name: "berth".into(),
                 address: settings.webhook_url.clone(),
-                auth_header: format!("Bearer {}", settings.webhook_secret),
+                auth_header: format!("Bearer {}", settings.webhook_secret.expose()),
                 event_types: vec![
                     "REPLICATION".into(),
                     "PUSH_ARTIFACT".into(),
@@ -1148,7 +1065,7 @@ pub async fn retry<S: HttpSender>(
     }
     let source =
         ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     claim_and_run(ctx, &settings, sender, &source, caller).await
 }
 
@@ -1170,12 +1087,11 @@ pub async fn importing_details<S: HttpSender>(
             .as_deref()
             .and_then(time::parse)
             .is_none_or(|t| {
-                ctx.now - t.timestamp()
-                    >= HarborSettings::from_context(ctx).map_or(5, |s| s.reconcile_after_seconds)
+                ctx.now - t.timestamp() >= ctx.settings.import_reconcile_after_seconds()
             });
         let overdue = time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
         if !r.state.phase.is_terminal() && (quiet || overdue) {
-            if let Ok(settings) = HarborSettings::from_context(ctx) {
+            if let Ok(settings) = ctx.settings.harbor() {
                 reconcile(ctx, &settings, sender, r).await?;
                 row = latest_import(ctx.db, id)?;
             }
@@ -1257,7 +1173,7 @@ pub async fn harbor_stats<S: HttpSender>(
 
 /// Harbor's statistics plus berth's own project, counted now from berth's rows.
 fn with_own_counts(ctx: &Context<'_>, mut data: Value) -> Result<Response, ApiError> {
-    if let Ok(settings) = HarborSettings::from_context(ctx) {
+    if let Ok(settings) = ctx.settings.harbor() {
         data["project"] = own_project_counts(ctx, &settings)?;
     }
     Ok(Api::V1.ok(data))
@@ -1394,7 +1310,7 @@ fn require_worker_token(req: &crate::http::Request, ctx: &Context<'_>) -> Result
         .header("authorization")
         .and_then(|h| h.trim().strip_prefix("Bearer "))
         .unwrap_or_default();
-    if crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
+    if crate::auth::secret_matches(ctx.settings.worker_token().expose(), token.trim()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized(
@@ -1415,7 +1331,7 @@ pub async fn sweep<S: HttpSender>(
 ) -> Result<Response, ApiError> {
     require_worker_token(req, ctx)?;
     crate::migrations::ensure_for(ctx)?;
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let candidates = ctx.db.query(
         &format!(
             "SELECT {IMPORT_COLUMNS} FROM imports WHERE state IN ('pending', 'running') \
@@ -1457,7 +1373,7 @@ async fn fetch_harbor_stats<S: HttpSender>(
     ctx: &Context<'_>,
     sender: S,
 ) -> Result<Value, ApiError> {
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     // The version as the sweep last read it: no second Harbor call on this path.
     let info = cached_system_info(ctx);
     let s = settings
@@ -1493,7 +1409,7 @@ pub async fn delete_in_harbor<S: HttpSender>(
     if !matches!(image.origin.as_str(), "import" | "build") || image.status == "failed" {
         return Ok(());
     }
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     if image.registry != settings.registry_host {
         return Ok(());
     }
@@ -1532,7 +1448,7 @@ pub fn webhook_authorized(header: Option<&str>, secret: &str) -> bool {
 pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
     if !webhook_authorized(
         req.header("authorization"),
-        &ctx.var("harbor_webhook_secret"),
+        ctx.settings.harbor_webhook_secret().expose(),
     ) {
         return Err(ApiError::unauthorized(
             "the webhook's Authorization does not match harbor_webhook_secret",
@@ -1553,7 +1469,7 @@ pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response
     crate::migrations::ensure_for(ctx)?;
     let kind = event["type"].as_str().unwrap_or_default();
     let data = &event["event_data"];
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let outcome = match kind {
         "REPLICATION" => {
             let replication = &data["replication"];

@@ -12,6 +12,8 @@ pub mod config;
 pub mod db;
 pub mod dockerfile;
 pub mod envelope;
+#[cfg(test)]
+mod handler_tests;
 pub mod harbor;
 pub mod http;
 pub mod image_contents;

@@ -17,7 +17,6 @@ use crate::envelope::{Api, ApiError};
 use crate::harbor::SourceRegistry;
 use crate::http::{Request, Response};
 use crate::image_ref::ImageRef;
-use crate::imports::HarborSettings;
 use crate::outbound::HttpSender;
 use crate::sealed::{self, SealingKey};
 use crate::time;
@@ -146,8 +145,11 @@ impl Stored {
 
 /// The key registry passwords are sealed with.
 fn sealing_key(ctx: &Context<'_>) -> Result<SealingKey, ApiError> {
-    SealingKey::derive(&ctx.var("registry_secret_key"), "source-registry passwords")
-        .map_err(|e| ApiError::internal("reading registry_secret_key", e))
+    SealingKey::derive(
+        ctx.settings.registry_secret_key().expose(),
+        "source-registry passwords",
+    )
+    .map_err(|e| ApiError::internal("reading registry_secret_key", e))
 }
 
 /// A password as stored: sealed, bound to its registry's host (which never changes).
@@ -319,7 +321,7 @@ async fn sync_to_harbor<S: HttpSender>(
     key: &SealingKey,
     sender: S,
 ) -> Result<i64, ApiError> {
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let harbor_id = settings
         .client(&sender)
         .ensure_named_registry(&stored.source(key)?)
