@@ -5,6 +5,10 @@
 //! each variable at most once per [`Settings`] (one per request), and each group (Harbor,
 //! the runner, tokens) parsed on first use. A catalog read that only authenticates its caller
 //! reads four variables, not thirty.
+//!
+//! A new setting: its entry in spin.toml's `[variables]` (and in the `[component.*.variables]`
+//! of the components that read it), the same name and default in [`VARIABLES`], and a
+//! typed accessor on [`Settings`] (or a field of its group).
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -265,7 +269,7 @@ impl<'a> Settings<'a> {
     }
 
     /// An integer; the default when it does not parse.
-    fn integer<T: std::str::FromStr + Default>(&self, name: &str) -> T {
+    fn integer(&self, name: &str) -> i64 {
         self.text(name)
             .parse()
             .or_else(|_| Self::default_of(name).parse())
@@ -283,7 +287,7 @@ impl<'a> Settings<'a> {
         self.auth.get_or_init(|| {
             let optional = |name: &str| Some(self.text(name).to_owned()).filter(|v| !v.is_empty());
             AuthSettings {
-                jwt_secret: self.secret("jwt_secret"),
+                jwt_secret: self.jwt_secret(),
                 token_policy: TokenPolicy {
                     max_lifetime_seconds: self.integer("jwt_max_lifetime_seconds"),
                     audience: optional("jwt_audience"),
@@ -291,6 +295,11 @@ impl<'a> Settings<'a> {
                 },
             }
         })
+    }
+
+    /// `jwt_secret` alone, for what signs tokens and checks none (the portal).
+    pub fn jwt_secret(&self) -> Secret {
+        self.secret("jwt_secret")
     }
 
     /// The registry host users pull Harbor's images from: `harbor_registry_host`, else
@@ -337,14 +346,10 @@ impl<'a> Settings<'a> {
                     },
                     registry_host: self.registry_host().unwrap_or_default().to_owned(),
                     allowed_sources: self.source_registries(),
-                    deadline_seconds: self.integer::<i64>("import_deadline_seconds").max(1),
-                    confirm_failure_seconds: self
-                        .integer::<i64>("import_failure_confirm_seconds")
-                        .max(0),
+                    deadline_seconds: self.integer("import_deadline_seconds").max(1),
+                    confirm_failure_seconds: self.integer("import_failure_confirm_seconds").max(0),
                     reconcile_after_seconds: self.import_reconcile_after_seconds(),
-                    redrive_after_seconds: self
-                        .integer::<i64>("import_redrive_after_seconds")
-                        .max(0),
+                    redrive_after_seconds: self.integer("import_redrive_after_seconds").max(0),
                     require_clean_scan: ScanRequirement::parse(
                         self.text("import_require_clean_scan"),
                     ),
@@ -371,7 +376,7 @@ impl<'a> Settings<'a> {
     /// A reader asks Harbor itself about an import or build when nothing was heard for this
     /// long (`import_reconcile_after_seconds`), with or without a Harbor configured.
     pub fn import_reconcile_after_seconds(&self) -> i64 {
-        self.integer::<i64>("import_reconcile_after_seconds").max(0)
+        self.integer("import_reconcile_after_seconds").max(0)
     }
 
     /// Harbor's webhooks carry `Authorization: Bearer <harbor_webhook_secret>`.
@@ -385,7 +390,7 @@ impl<'a> Settings<'a> {
             secret: self.secret("runner_secret"),
             token: self.secret("runner_token"),
             public_url: self.base_url("public_url"),
-            deadline_seconds: self.integer::<i64>("build_deadline_seconds").max(1),
+            deadline_seconds: self.integer("build_deadline_seconds").max(1),
         })
     }
 
@@ -423,7 +428,12 @@ impl<'a> Settings<'a> {
 
     /// How often the sweep runs (the host's or a scheduler's timer, not a component's).
     pub fn sweep_interval_seconds(&self) -> u64 {
-        self.integer("sweep_interval_seconds")
+        let seconds = self.integer("sweep_interval_seconds");
+        u64::try_from(seconds).unwrap_or_else(|_| {
+            Self::default_of("sweep_interval_seconds")
+                .parse()
+                .unwrap_or_default()
+        })
     }
 
     /// The user the portal signs in as by itself; empty: none.
@@ -452,7 +462,9 @@ impl<'a> Settings<'a> {
     }
 
     pub fn db_port(&self) -> u16 {
-        self.integer("db_port")
+        let port = self.integer("db_port");
+        u16::try_from(port)
+            .unwrap_or_else(|_| Self::default_of("db_port").parse().unwrap_or_default())
     }
 }
 

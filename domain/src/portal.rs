@@ -48,7 +48,8 @@ pub fn handle(req: &Request, assets: &[Asset], vars: &dyn Variables, now: i64) -
 /// no failed request): the portal then asks for a token.
 fn session(settings: &Settings<'_>, now: i64) -> Response {
     let user = settings.portal_demo_user();
-    let secret = settings.auth().jwt_secret.expose();
+    let secret = settings.jwt_secret();
+    let secret = secret.expose();
     if user.trim().is_empty() || secret.is_empty() {
         return Api::V1
             .ok_with(
