@@ -593,7 +593,7 @@ pub async fn start<S: HttpSender>(
     });
     // Harbor must tell berth about the push that completes the build.
     if let Err(e) =
-        crate::imports::ensure_project_and_webhooks(&harbor.client(&sender), &harbor).await
+        crate::imports::ensure_project_and_webhooks(&harbor.client(&sender), harbor).await
     {
         let message = format!("Harbor is not ready for the build's push: {e}");
         finish(ctx, &build_id, "failed", Some(&message), None)?;
@@ -819,8 +819,8 @@ async fn complete_if_in_harbor<S: HttpSender>(
         .rsplit_once(':')
         .unwrap_or((build.target.as_str(), "latest"));
     let client = harbor.client(sender);
-    if let Some(facts) = crate::imports::artifact_facts(&client, &harbor, repository, tag).await {
-        complete_from_push(ctx, &harbor, &build.target, Some(&facts))?;
+    if let Some(facts) = crate::imports::artifact_facts(&client, harbor, repository, tag).await {
+        complete_from_push(ctx, harbor, &build.target, Some(&facts))?;
     }
     Ok(())
 }

@@ -765,7 +765,7 @@ pub async fn start<S: HttpSender>(
         )));
     }
     crate::migrations::ensure_for(ctx)?;
-    claim_and_run(ctx, &settings, sender, &source, caller).await
+    claim_and_run(ctx, settings, sender, &source, caller).await
 }
 
 /// Claims the import of `source` and, when this request owns a new attempt, runs it;
@@ -1066,7 +1066,7 @@ pub async fn retry<S: HttpSender>(
     let source =
         ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
     let settings = ctx.settings.harbor()?;
-    claim_and_run(ctx, &settings, sender, &source, caller).await
+    claim_and_run(ctx, settings, sender, &source, caller).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1092,7 +1092,7 @@ pub async fn importing_details<S: HttpSender>(
         let overdue = time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
         if !r.state.phase.is_terminal() && (quiet || overdue) {
             if let Ok(settings) = ctx.settings.harbor() {
-                reconcile(ctx, &settings, sender, r).await?;
+                reconcile(ctx, settings, sender, r).await?;
                 row = latest_import(ctx.db, id)?;
             }
         }
@@ -1174,7 +1174,7 @@ pub async fn harbor_stats<S: HttpSender>(
 /// Harbor's statistics plus berth's own project, counted now from berth's rows.
 fn with_own_counts(ctx: &Context<'_>, mut data: Value) -> Result<Response, ApiError> {
     if let Ok(settings) = ctx.settings.harbor() {
-        data["project"] = own_project_counts(ctx, &settings)?;
+        data["project"] = own_project_counts(ctx, settings)?;
     }
     Ok(Api::V1.ok(data))
 }
@@ -1350,7 +1350,7 @@ pub async fn sweep<S: HttpSender>(
             continue;
         }
         reconciled += 1;
-        let result = reconcile(ctx, &settings, &sender, &row).await;
+        let result = reconcile(ctx, settings, &sender, &row).await;
         release_lease(ctx.db, &lease)?;
         if let Err(e) = result {
             eprintln!("warning: sweeping import {}: {}", row.id, e.message);
@@ -1361,7 +1361,7 @@ pub async fn sweep<S: HttpSender>(
         }
     }
     let builds = crate::builds::sweep(ctx, &sender, SWEEP_BATCH, SWEEP_LEASE_SECONDS).await?;
-    let info = harbor_system_info(ctx, &settings, &sender).await;
+    let info = harbor_system_info(ctx, settings, &sender).await;
     Ok(Api::V1.ok(json!({
         "imports": {"reconciled": reconciled, "finished": finished, "skipped": skipped},
         "builds": builds,
@@ -1413,7 +1413,7 @@ pub async fn delete_in_harbor<S: HttpSender>(
     if image.registry != settings.registry_host {
         return Ok(());
     }
-    let repo = repository_in_project(&settings, &image.repository);
+    let repo = repository_in_project(settings, &image.repository);
     match settings
         .client(&sender)
         .delete_artifact(repo, &image.tag)
@@ -1474,7 +1474,7 @@ pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response
         "REPLICATION" => {
             let replication = &data["replication"];
             let success = replication["job_status"].as_str() == Some("Success");
-            match replication_import(ctx, &settings, replication)? {
+            match replication_import(ctx, settings, replication)? {
                 Some(row) => note_harbor_event(ctx, &row, success)?,
                 None => "ignored: no import has this execution",
             }
@@ -1513,7 +1513,7 @@ pub fn webhook(req: &crate::http::Request, ctx: &Context<'_>) -> Result<Response
             }
         }
         "SCANNING_COMPLETED" | "SCANNING_FAILED" => {
-            crate::image_contents::scanning_event(ctx, &settings, data)?
+            crate::image_contents::scanning_event(ctx, settings, data)?
         }
         _ => "ignored: event type not used",
     };
