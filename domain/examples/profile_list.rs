@@ -7,7 +7,7 @@
 //! With `TRACE=1` it prints each statement of one request, its parameters and its time.
 
 use berth_domain::auth::{Claims, Role, issue_token};
-use berth_domain::config::Context;
+use berth_domain::config::{Context, Settings};
 use berth_domain::db::native::SqliteDb;
 use berth_domain::http::Request;
 use berth_domain::outbound::{HttpSender, OutboundRequest, OutboundResponse, SendError};
@@ -46,6 +46,8 @@ fn main() {
     let db = SqliteDb(conn);
     let mut vars = HashMap::new();
     vars.insert("jwt_secret", "s3cret");
+    // No Harbor: unset, harbor_url would be spin.toml's default.
+    vars.insert("harbor_url", "");
     let now = 1_800_000_000i64;
     let token = issue_token(
         "s3cret",
@@ -66,7 +68,7 @@ fn main() {
         let t = Tracing(&db);
         let ctx = Context {
             db: &t,
-            vars: &vars,
+            settings: Settings::new(&vars),
             now,
         };
         block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
@@ -75,7 +77,7 @@ fn main() {
     }
     let ctx = Context {
         db: &db,
-        vars: &vars,
+        settings: Settings::new(&vars),
         now,
     };
     let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));

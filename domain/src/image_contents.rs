@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::Context;
+use crate::config::ScanRequirement;
 use crate::harbor::{Artifact, HarborClient, ScanSummary};
 use crate::image_facts::{DerivedFacts, derive, severity_rank};
 use crate::model::Platform;
@@ -197,27 +197,6 @@ pub struct ExtraFacts {
     pub cudnn_version: Option<String>,
     pub min_driver_version: Option<&'static str>,
     pub vulnerabilities: Option<Value>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanRequirement {
-    None,
-    AtMost(i64),
-}
-
-impl ScanRequirement {
-    pub fn from_context(ctx: &Context<'_>) -> ScanRequirement {
-        match ctx
-            .var("import_require_clean_scan")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "false" | "no" | "0" => ScanRequirement::None,
-            "true" | "yes" | "1" => ScanRequirement::AtMost(0),
-            other => ScanRequirement::AtMost(severity_rank(other).unwrap_or(0)),
-        }
-    }
 }
 
 /// What the scan requirement says about an import whose copy is done.

@@ -9,6 +9,8 @@
 
 /// Each component's route table and the one request pipeline they all go through.
 pub mod api;
+#[cfg(test)]
+mod handler_tests;
 /// What berth does: catalog reads, admin writes, imports, builds, registries.
 pub mod services;
 /// Every SQL statement, by table.

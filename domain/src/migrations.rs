@@ -105,7 +105,7 @@ pub fn ensure(db: &dyn Db) -> Result<(), DbError> {
 /// its registry host, which is a setting, not part of the schema. One query when the schema
 /// is current and the images are already there.
 pub fn ensure_for(ctx: &crate::config::Context<'_>) -> Result<(), DbError> {
-    let Some(registry) = crate::config::registry_host(ctx) else {
+    let Some(registry) = ctx.settings.registry_host().map(str::to_owned) else {
         return ensure(ctx.db);
     };
     let current = ctx.db.query(

@@ -16,21 +16,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Authenticates the caller from the `Authorization` header.
 pub fn caller(req: &Request, ctx: &Context<'_>) -> Result<Caller, ApiError> {
-    let optional = |name: &str| Some(ctx.var(name).trim().to_owned()).filter(|v| !v.is_empty());
-    let policy = auth::TokenPolicy {
-        max_lifetime_seconds: ctx
-            .var("jwt_max_lifetime_seconds")
-            .trim()
-            .parse()
-            .unwrap_or(auth::DEFAULT_MAX_LIFETIME_SECONDS),
-        audience: optional("jwt_audience"),
-        issuer: optional("jwt_issuer"),
-    };
+    let settings = ctx.settings.auth();
     auth::authenticate_with(
         req.header("authorization"),
-        &ctx.var("jwt_secret"),
+        settings.jwt_secret.expose(),
         ctx.now,
-        &policy,
+        &settings.token_policy,
     )
     .map_err(|e| ApiError::unauthorized(e.to_string()))
 }

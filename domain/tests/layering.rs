@@ -190,6 +190,10 @@ fn violations(sources: &[Source]) -> Vec<String> {
         let (Some(from), from_service) = owner(&source.path) else {
             continue;
         };
+        // The in-process handler tests sit above every layer: they call the entry points.
+        if from == "handler_tests" {
+            continue;
+        }
         if layer(&from) >= 2 && STATEMENTS.iter().any(|s| source.text.contains(s)) {
             problems.push(format!(
                 "{} ({from}) writes SQL: statements belong in the store",

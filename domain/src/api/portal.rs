@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::auth::{Claims, Role, issue_token};
-use crate::config::Variables;
+use crate::config::{Settings, Variables};
 use crate::envelope::{Api, ApiError};
 use crate::http::{Request, Response};
 
@@ -33,7 +33,7 @@ pub fn handle(req: &Request, assets: &[Asset], vars: &dyn Variables, now: i64) -
         return ApiError::method_not_allowed(&req.method, "GET, HEAD").into_response(Api::V1);
     }
     let mut res = if req.path == "/portal/session" {
-        session(vars, now)
+        session(&Settings::new(vars), now)
     } else {
         serve_asset(req, assets)
     };
@@ -46,9 +46,10 @@ pub fn handle(req: &Request, assets: &[Asset], vars: &dyn Variables, now: i64) -
 /// A token for the demo user when `portal_demo_user` is set (`berth up` sets it in demo
 /// mode, with the built-in Harbor simulator), else `data: null` (a 200, so the browser logs
 /// no failed request): the portal then asks for a token.
-fn session(vars: &dyn Variables, now: i64) -> Response {
-    let user = vars.get("portal_demo_user").unwrap_or_default();
-    let secret = vars.get("jwt_secret").unwrap_or_default();
+fn session(settings: &Settings<'_>, now: i64) -> Response {
+    let user = settings.portal_demo_user();
+    let secret = settings.jwt_secret();
+    let secret = secret.expose();
     if user.trim().is_empty() || secret.is_empty() {
         return Api::V1
             .ok_with(
@@ -65,7 +66,7 @@ fn session(vars: &dyn Variables, now: i64) -> Response {
     };
     Api::V1
         .ok(json!({
-            "token": issue_token(&secret, &claims),
+            "token": issue_token(secret, &claims),
             "user": claims.sub,
             "role": claims.role.as_str(),
             "expires_at": claims.exp,

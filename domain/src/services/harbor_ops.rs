@@ -21,7 +21,7 @@ pub async fn ensure_project_and_webhooks<S: HttpSender>(
             .ensure_webhook_spec(&WebhookSpec {
                 name: "berth".into(),
                 address: settings.webhook_url.clone(),
-                auth_header: format!("Bearer {}", settings.webhook_secret),
+                auth_header: format!("Bearer {}", settings.webhook_secret.expose()),
                 event_types: vec![
                     "REPLICATION".into(),
                     "PUSH_ARTIFACT".into(),
@@ -84,7 +84,7 @@ pub async fn delete_in_harbor<S: HttpSender>(
     if !matches!(image.origin.as_str(), "import" | "build") || image.status == "failed" {
         return Ok(());
     }
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     if image.registry != settings.registry_host {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::config::{Context, HarborSettings};
+use crate::config::Context;
 use crate::db::{DbError, with_write_tx};
 use crate::envelope::{Api, ApiError};
 use crate::harbor::SourceRegistry;
@@ -120,8 +120,11 @@ impl Registry for RegistryRow {
 
 /// The key registry passwords are sealed with.
 fn sealing_key(ctx: &Context<'_>) -> Result<SealingKey, ApiError> {
-    SealingKey::derive(&ctx.var("registry_secret_key"), "source-registry passwords")
-        .map_err(|e| ApiError::internal("reading registry_secret_key", e))
+    SealingKey::derive(
+        ctx.settings.registry_secret_key().expose(),
+        "source-registry passwords",
+    )
+    .map_err(|e| ApiError::internal("reading registry_secret_key", e))
 }
 
 /// A password as stored: sealed, bound to its registry's host (which never changes).
@@ -267,7 +270,7 @@ async fn sync_to_harbor<S: HttpSender>(
     key: &SealingKey,
     sender: S,
 ) -> Result<i64, ApiError> {
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let harbor_id = settings
         .client(&sender)
         .ensure_named_registry(&stored.source(key)?)

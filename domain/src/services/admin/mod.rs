@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Caller;
-use crate::config::{Context, HarborSettings};
+use crate::config::Context;
 use crate::db::{DbError, with_write_tx};
 use crate::envelope::{Api, ApiError};
 use crate::http::{Request, Response};
@@ -105,7 +105,7 @@ fn check_not_reserved(
     reference: &ImageRef,
     field: &str,
 ) -> Result<(), ApiError> {
-    let Ok(harbor) = HarborSettings::from_context(ctx) else {
+    let Ok(harbor) = ctx.settings.harbor() else {
         return Ok(());
     };
     if harbor.is_reserved(reference) {
@@ -169,7 +169,7 @@ impl Writer<'_> {
     fn create(&self, api: Api) -> Result<Response, ApiError> {
         // Seed 000: creating images is for admins. Users register their own private images
         // only where the platform allows it.
-        if !self.caller.is_admin() && self.ctx.var("allow_user_images").trim() != "true" {
+        if !self.caller.is_admin() && !self.ctx.settings.allow_user_images() {
             return Err(ApiError::forbidden(
                 "only admins can create images (user images are not enabled: allow_user_images)",
             ));

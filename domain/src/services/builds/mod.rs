@@ -27,7 +27,7 @@ use crate::time;
 
 mod runner;
 mod validation;
-use runner::{RunnerSettings, stop_in_runner};
+use runner::stop_in_runner;
 use validation::{
     BuildBody, Mode, namespace, new_build_id, packages_dockerfile, resolve_base, valid_apt,
     valid_pip,
@@ -195,8 +195,8 @@ pub async fn start<S: HttpSender>(
         }
     };
 
-    let harbor = HarborSettings::from_context(ctx)?;
-    let runner = RunnerSettings::from_context(ctx)?;
+    let harbor = ctx.settings.harbor()?;
+    let runner = ctx.settings.runner()?;
     // The name as its owner gave it; the owner's namespace is in the Harbor path only.
     let name = format!("{}:{}", target.repository, target.tag);
     let repository = format!(
@@ -257,7 +257,7 @@ pub async fn start<S: HttpSender>(
         "base_image": base_ref,
         "environment_id": body.environment_id,
         "push": {"registry": harbor.registry_host, "repository": repository, "tag": target.tag},
-        "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token},
+        "callback": {"url": format!("{}/api/v1/builds/{build_id}/status", runner.public_url), "token": runner.token.expose()},
     });
     // Harbor must tell berth about the push that completes the build.
     if let Err(e) = ensure_project_and_webhooks(&harbor.client(&sender), &harbor).await {
@@ -268,7 +268,10 @@ pub async fn start<S: HttpSender>(
     let bytes = serde_json::to_vec(&job).expect("JSON values serialize");
     let mut request = OutboundRequest::new("POST", format!("{}/runner/jobs", runner.url))
         .header("content-type", "application/json")
-        .header("x-berth-signature", signature(&runner.secret, &bytes));
+        .header(
+            "x-berth-signature",
+            signature(runner.secret.expose(), &bytes),
+        );
     request.body = bytes;
     let failure = match (&sender).send(request).await {
         Ok(r) if (200..300).contains(&r.status) => None,
@@ -378,14 +381,8 @@ pub async fn get<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     let build = visible_build(ctx, id, caller)?;
-    let quiet = time::parse(&build.updated_at).is_none_or(|t| {
-        ctx.now - t.timestamp()
-            >= ctx
-                .var("import_reconcile_after_seconds")
-                .trim()
-                .parse()
-                .unwrap_or(5)
-    });
+    let quiet = time::parse(&build.updated_at)
+        .is_none_or(|t| ctx.now - t.timestamp() >= ctx.settings.import_reconcile_after_seconds());
     if quiet || pushed(ctx, &build.id)? {
         complete_if_in_harbor(ctx, &sender, &build).await?;
     }
@@ -407,7 +404,7 @@ async fn complete_if_in_harbor<S: HttpSender>(
     if !matches!(build.status.as_str(), "building" | "running") {
         return Ok(());
     }
-    let Ok(harbor) = HarborSettings::from_context(ctx) else {
+    let Ok(harbor) = ctx.settings.harbor() else {
         return Ok(());
     };
     let (repository, tag) = build
@@ -512,7 +509,7 @@ pub fn runner_status(id: &str, req: &Request, ctx: &Context<'_>) -> Result<Respo
         .header("authorization")
         .and_then(|h| h.trim().strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !crate::auth::secret_matches(&ctx.var("runner_token"), token.trim()) {
+    if !crate::auth::secret_matches(ctx.settings.runner_token().expose(), token.trim()) {
         return Err(ApiError::unauthorized(
             "send 'Authorization: Bearer <runner_token>'",
         ));

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
-use crate::config::{Context, HarborSettings};
+use crate::config::Context;
 use crate::envelope::ApiError;
 use crate::image_ref::ImageRef;
 use crate::model::Image;
@@ -179,11 +179,7 @@ pub(super) fn resolve_base(
         };
         return Ok((pinned, Some(image)));
     }
-    let allowed: Vec<String> = ctx
-        .var("source_registries")
-        .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    let allowed = ctx.settings.source_registries();
     if !allowed.contains(&parsed.registry) {
         return Err(ApiError::bad_param(
             field,
@@ -199,10 +195,11 @@ pub(super) fn resolve_base(
 /// Whether builds may pull from `registry`: an allowed import source or berth's Harbor.
 fn base_registry_allowed(ctx: &Context<'_>, registry: &str) -> bool {
     let registry = registry.to_ascii_lowercase();
-    ctx.var("source_registries")
-        .split(',')
-        .any(|s| s.trim().eq_ignore_ascii_case(&registry))
-        || HarborSettings::from_context(ctx).is_ok_and(|h| h.registry_host == registry)
+    ctx.settings.source_registries().contains(&registry)
+        || ctx
+            .settings
+            .harbor()
+            .is_ok_and(|h| h.registry_host == registry)
 }
 
 /// The Harbor path component of a user's builds, injective: a name that already is a plain

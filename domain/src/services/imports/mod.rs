@@ -89,7 +89,7 @@ fn require_worker_token(req: &Request, ctx: &Context<'_>) -> Result<(), ApiError
         .header("authorization")
         .and_then(|h| h.trim().strip_prefix("Bearer "))
         .unwrap_or_default();
-    if crate::auth::secret_matches(&ctx.var("worker_token"), token.trim()) {
+    if crate::auth::secret_matches(ctx.settings.worker_token().expose(), token.trim()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized(

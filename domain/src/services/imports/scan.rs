@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::config::{Context, HarborSettings};
 use crate::envelope::ApiError;
 use crate::harbor::{HarborClient, ScanSummary};
-use crate::image_contents::{ArtifactFacts, ScanGate, ScanRecord, ScanRequirement, gate};
+use crate::image_contents::{ArtifactFacts, ScanGate, ScanRecord, gate};
 use crate::import_state::Observation;
 use crate::model::Image;
 use crate::outbound::HttpSender;
@@ -16,6 +16,7 @@ use crate::store::{image_writes, images, imports};
 use super::observe;
 use super::webhooks::note_harbor_event;
 
+/// Checks the scan requirement once Harbor holds the copy: `None` lets the import become
 /// ready; otherwise what the import waits for, or why it failed.
 pub(super) async fn before_ready<S: HttpSender>(
     ctx: &Context<'_>,
@@ -25,7 +26,7 @@ pub(super) async fn before_ready<S: HttpSender>(
     facts: &ArtifactFacts,
 ) -> Result<Option<&'static str>, ApiError> {
     let scan = facts.contents.as_ref().and_then(|c| c.scan.as_ref());
-    match gate(ScanRequirement::from_context(ctx), scan) {
+    match gate(settings.require_clean_scan, scan) {
         ScanGate::Pass => Ok(None),
         ScanGate::Wait { ask } => {
             if ask {

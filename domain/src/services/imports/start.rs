@@ -123,7 +123,7 @@ pub async fn start<S: HttpSender>(
             ),
         ));
     }
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     if !settings
         .allowed_sources
         .iter()
@@ -366,6 +366,6 @@ pub async fn retry<S: HttpSender>(
     }
     let source =
         ImageRef::parse(&row.source).map_err(|e| ApiError::internal("reading an import", e))?;
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     claim_and_run(ctx, &settings, sender, &source, caller).await
 }

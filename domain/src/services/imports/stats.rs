@@ -31,12 +31,11 @@ pub async fn importing_details<S: HttpSender>(
             .as_deref()
             .and_then(time::parse)
             .is_none_or(|t| {
-                ctx.now - t.timestamp()
-                    >= HarborSettings::from_context(ctx).map_or(5, |s| s.reconcile_after_seconds)
+                ctx.now - t.timestamp() >= ctx.settings.import_reconcile_after_seconds()
             });
         let overdue = time::parse(&r.deadline_at).is_some_and(|d| d.timestamp() < ctx.now);
         if !r.state.phase.is_terminal() && (quiet || overdue) {
-            if let Ok(settings) = HarborSettings::from_context(ctx) {
+            if let Ok(settings) = ctx.settings.harbor() {
                 reconcile(ctx, &settings, sender, r).await?;
                 row = imports::latest_import(ctx.db, id)?;
             }
@@ -108,7 +107,7 @@ pub async fn harbor_stats<S: HttpSender>(
 
 /// Harbor's statistics plus berth's own project, counted now from berth's rows.
 fn with_own_counts(ctx: &Context<'_>, mut data: Value) -> Result<Response, ApiError> {
-    if let Ok(settings) = HarborSettings::from_context(ctx) {
+    if let Ok(settings) = ctx.settings.harbor() {
         data["project"] = own_project_counts(ctx, &settings)?;
     }
     Ok(Api::V1.ok(data))
@@ -185,7 +184,7 @@ async fn fetch_harbor_stats<S: HttpSender>(
     ctx: &Context<'_>,
     sender: S,
 ) -> Result<Value, ApiError> {
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     // The version as the sweep last read it: no second Harbor call on this path.
     let info = cached_system_info(ctx);
     let s = settings

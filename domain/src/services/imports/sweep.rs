@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::config::{Context, HarborSettings};
+use crate::config::Context;
 use crate::envelope::{Api, ApiError};
 use crate::http::{Request, Response};
 use crate::outbound::HttpSender;
@@ -30,7 +30,7 @@ pub async fn sweep<S: HttpSender>(
     sender: S,
 ) -> Result<Response, ApiError> {
     require_worker_token(req, ctx)?;
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let candidates = imports::unfinished_imports(ctx.db, 4 * SWEEP_BATCH as i64)?;
     let (mut reconciled, mut finished, mut skipped) = (0, 0, 0);
     for row in candidates {

@@ -31,7 +31,7 @@ pub fn webhook_authorized(header: Option<&str>, secret: &str) -> bool {
 pub fn webhook(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
     if !webhook_authorized(
         req.header("authorization"),
-        &ctx.var("harbor_webhook_secret"),
+        ctx.settings.harbor_webhook_secret().expose(),
     ) {
         return Err(ApiError::unauthorized(
             "the webhook's Authorization does not match harbor_webhook_secret",
@@ -48,7 +48,7 @@ pub fn webhook(req: &Request, ctx: &Context<'_>) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the webhook body is not JSON: {e}")))?;
     let kind = event["type"].as_str().unwrap_or_default();
     let data = &event["event_data"];
-    let settings = HarborSettings::from_context(ctx)?;
+    let settings = ctx.settings.harbor()?;
     let outcome = match kind {
         "REPLICATION" => {
             let replication = &data["replication"];
