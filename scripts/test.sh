@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rustup toolchain install
 
 # The PostgreSQL pass needs the server binaries (the tests run their own throwaway cluster
-# with initdb and pg_ctl, tests/support/postgres.rs): Debian's package when missing.
+# with initdb and pg_ctl, test-support/src/postgres.rs): Debian's package when missing.
 if [ -z "${BERTH_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   && ! command -v initdb >/dev/null 2>&1; then
   sudo=""

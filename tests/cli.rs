@@ -169,7 +169,7 @@ fn import_watch_prints_each_layer_as_workers_report_it() {
     wait_for("progress ");
 
     let reference = format!("{}/catalog/docker.io/team/worker:3", harbor.sim.addr());
-    let name = berth_domain::imports::progress_name(&reference);
+    let name = berth_domain::services::imports::progress_name(&reference);
     let report = serde_json::json!({
         "sha256:aaaa": {"status": "downloading", "progress": 45},
         "sha256:bbbb": {"status": "completed", "progress": 100},

@@ -487,7 +487,7 @@ fn worker_progress_callbacks_feed_importing_details() {
         json!({"source": "docker.io/team/worker:3"}),
     ));
     let reference = format!("{}/catalog/docker.io/team/worker:3", harbor.sim.addr());
-    let name = berth_domain::imports::progress_name(&reference);
+    let name = berth_domain::services::imports::progress_name(&reference);
     let path = format!("/api/v1/images:import/{name}/progress");
     let put = |token: &str, body: Value| {
         app.raw(
@@ -535,7 +535,7 @@ fn worker_progress_callbacks_feed_importing_details() {
         "PUT",
         &format!(
             "/api/v1/images:import/{}/progress",
-            berth_domain::imports::progress_name("nowhere.io/x/y:1")
+            berth_domain::services::imports::progress_name("nowhere.io/x/y:1")
         ),
         None,
         &[

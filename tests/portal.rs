@@ -218,7 +218,7 @@ fn portal_in_a_real_browser() {
             "IMPORT_PROGRESS_PATH",
             format!(
                 "/api/v1/images:import/{}/progress",
-                berth_domain::imports::progress_name(&destination)
+                berth_domain::services::imports::progress_name(&destination)
             ),
         )
         .status()

@@ -183,7 +183,7 @@ impl RealApp {
     /// The runner's own record of a build (`GET /runner/jobs/{id}`, signed over the path).
     fn runner_job(&self, id: &str) -> (u16, Value) {
         let path = format!("/runner/jobs/{id}");
-        let sig = berth_domain::builds::signature(RUNNER_SECRET, path.as_bytes());
+        let sig = berth_domain::auth::signature(RUNNER_SECRET, path.as_bytes());
         match ureq::get(&format!("{}{path}", self.runner_url))
             .set("x-berth-signature", &sig)
             .call()
@@ -579,7 +579,7 @@ fn a_failing_run_fails_the_build_with_its_log_tail_and_forged_jobs_are_refused()
         "callback": {"url": "http://127.0.0.1:9/", "token": "t"}});
     let body = serde_json::to_vec(&job).unwrap();
     for sig in [
-        berth_domain::builds::signature("not-the-secret", &body),
+        berth_domain::auth::signature("not-the-secret", &body),
         "sha256=".to_owned() + &"0".repeat(64),
         String::new(),
     ] {
@@ -594,7 +594,7 @@ fn a_failing_run_fails_the_build_with_its_log_tail_and_forged_jobs_are_refused()
     }
     assert_eq!(real.runner_job("build-forged1").0, 404);
     // The same body, signed with the secret, is accepted: the refusal was the signature's.
-    let sig = berth_domain::builds::signature(RUNNER_SECRET, &body);
+    let sig = berth_domain::auth::signature(RUNNER_SECRET, &body);
     let ok = ureq::post(&format!("{}/runner/jobs", real.runner_url))
         .set("x-berth-signature", &sig)
         .send_bytes(&body)

@@ -403,7 +403,10 @@ impl Replayer<'_> {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            path = path.replace(":name", &berth_domain::imports::progress_name(&reference));
+            path = path.replace(
+                ":name",
+                &berth_domain::services::imports::progress_name(&reference),
+            );
         }
         if !e.query.is_empty() {
             let q: Vec<String> = e.query.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -9,7 +9,7 @@
 //! `INM=<tag>` sends it as `If-None-Match`.
 
 use berth_domain::auth::{Claims, Role, issue_token};
-use berth_domain::config::Context;
+use berth_domain::config::{Context, Settings};
 use berth_domain::db::native::SqliteDb;
 use berth_domain::http::Request;
 use berth_domain::outbound::{HttpSender, OutboundRequest, OutboundResponse, SendError};
@@ -47,6 +47,8 @@ fn main() {
     conn.set_prepared_statement_cache_capacity(256);
     let db = SqliteDb(conn);
     let mut vars = HashMap::new();
+    // No Harbor: unset, harbor_url would be spin.toml's default.
+    vars.insert("harbor_url", "");
     vars.insert("jwt_secret", "s3cret");
     let now = 1_800_000_000i64;
     let token = issue_token(
@@ -79,24 +81,24 @@ fn main() {
         let t = Tracing(&db);
         let ctx = Context {
             db: &t,
-            vars: &vars,
+            settings: Settings::new(&vars),
             now,
         };
-        block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
-        let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
+        let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
         eprintln!("status {} etag {:?}", r.status, r.header("etag"));
         return;
     }
     let ctx = Context {
         db: &db,
-        vars: &vars,
+        settings: Settings::new(&vars),
         now,
     };
-    let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+    let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
     eprintln!("status {} body {} bytes", r.status, r.body.len());
     let t = std::time::Instant::now();
     for _ in 0..n {
-        let r = block_on(berth_domain::catalog::handle(&req, &ctx, NoSend));
+        let r = block_on(berth_domain::api::catalog::handle(&req, &ctx, NoSend));
         assert!(r.status == 200 || r.status == 304);
     }
     eprintln!(

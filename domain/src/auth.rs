@@ -259,6 +259,43 @@ pub fn secret_matches(configured: &str, presented: &str) -> bool {
     !configured.is_empty() && bool::from(configured.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+// ---------------------------------------------------------------------------------------
+// Build jobs: berth signs each job it sends the build runner, the runner checks it.
+
+/// `sha256=<hex>` HMAC of a job body, as the `X-Berth-Signature` header carries it.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// Whether `header` is [`signature`] of `body` (the runner's check of every job); the
+/// comparison is `Mac::verify_slice`'s, which takes the same time wherever the bytes differ.
+pub fn signature_matches(secret: &str, header: Option<&str>, body: &[u8]) -> bool {
+    let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    if hex.len() != 64 || !hex.is_ascii() {
+        return false;
+    }
+    let bytes: Option<Vec<u8>> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect();
+    let Some(bytes) = bytes else {
+        return false;
+    };
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    mac.verify_slice(&bytes).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +435,21 @@ mod tests {
         assert!(secret_matches("abc", "abc"));
         assert!(!secret_matches("abc", "abd"));
         assert!(!secret_matches("", ""));
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let sig = signature("s", b"body");
+        assert!(signature_matches("s", Some(&sig), b"body"));
+        assert!(!signature_matches("s", Some(&sig), b"body2"));
+        assert!(!signature_matches("t", Some(&sig), b"body"));
+        assert!(!signature_matches("s", None, b"body"));
+        assert!(!signature_matches("s", Some(&sig[7..]), b"body"));
+        assert!(!signature_matches("s", Some("sha256=zz"), b"body"));
     }
 }

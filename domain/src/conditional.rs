@@ -7,15 +7,10 @@
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
-use crate::config::Context;
 use crate::envelope::ApiError;
 use crate::http::{Request, Response};
 use crate::migrations;
 use crate::query::ListQuery;
-
-/// The catalog's revision: triggers move it with every change a list can show (migration
-/// 0011). It is read before the page, so a tag never names content older than itself.
-const REVISION_SQL: &str = "(SELECT n FROM catalog_totals WHERE name = 'revision')";
 
 /// What a caller sees depends on who they are: a cache may keep a response for that caller
 /// only, and must ask again before reusing it, which the tag makes cheap. Every catalog read
@@ -30,15 +25,13 @@ pub type ParseQuery = fn(&[(String, String)]) -> Result<ListQuery, ApiError>;
 /// response with the tag. The query is parsed first, so an invalid one is still a 400.
 pub fn list(
     req: &Request,
-    ctx: &Context<'_>,
     caller: &Caller,
     parse: ParseQuery,
+    revision: impl FnOnce() -> Result<i64, ApiError>,
     page: impl FnOnce() -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     let query = parse(&req.query_pairs())?;
-    let revision = migrations::ensure_for_reading(ctx, Some(REVISION_SQL))?
-        .as_i64()
-        .unwrap_or(0);
+    let revision = revision()?;
     let tag = list_tag(revision, &req.path, caller, &query);
     if none_match_fails(req.header("if-none-match"), &tag) {
         return Ok(not_modified(&tag));

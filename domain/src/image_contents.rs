@@ -1,18 +1,14 @@
 //! What berth learns from inside an imported artifact, once Harbor holds it: each
 //! platform's layers (for `layersDetail`), the facts its image config yields
-//! ([`crate::image_facts`]), and Harbor's vulnerability scan. Called where an import's
-//! artifact facts are read and recorded, and from Harbor's SCANNING_* webhooks.
+//! ([`crate::image_facts`]), and Harbor's vulnerability scan, with the scan requirement an
+//! import must meet. Read where an import's artifact facts are read; recorded by the store.
 
 use serde_json::{Map, Value, json};
 
-use crate::config::Context;
-use crate::db::{Db, DbError};
-use crate::envelope::ApiError;
+use crate::config::ScanRequirement;
 use crate::harbor::{Artifact, HarborClient, ScanSummary};
 use crate::image_facts::{DerivedFacts, derive, severity_rank};
-use crate::import_state::Observation;
-use crate::imports::{ArtifactFacts, HarborSettings, repository_in_project};
-use crate::model::Image;
+use crate::model::Platform;
 use crate::outbound::HttpSender;
 
 /// The contents of one artifact.
@@ -130,88 +126,69 @@ pub fn scan_view(scan: &ScanSummary) -> Value {
     })
 }
 
-fn upsert_sql(columns: &str, updates: &str) -> String {
-    format!(
-        "INSERT INTO image_facts (image_id, {columns}) VALUES (?, {}) \
-         ON CONFLICT (image_id) DO UPDATE SET {updates}",
-        vec!["?"; columns.split(',').count()].join(", ")
-    )
+/// A scan as stored: its view, the severity rank the `max_severity` filter reads (only for
+/// a scan that succeeded) and when it ended.
+pub struct ScanRecord {
+    pub view: Value,
+    pub rank: Option<i64>,
+    pub scanned_at: Option<String>,
 }
 
-/// Records a scan of an image: its summary, and the severity rank the `max_severity`
-/// filter reads (only for a scan that succeeded).
-pub fn record_scan(db: &dyn Db, image_id: i64, scan: &ScanSummary) -> Result<(), DbError> {
-    let rank = (scan.status == "Success").then(|| severity_rank(&scan.severity).unwrap_or(0));
-    db.execute(
-        &upsert_sql(
-            "scan, scan_severity, scanned_at",
-            "scan = excluded.scan, scan_severity = excluded.scan_severity, scanned_at = excluded.scanned_at",
-        ),
-        &[
-            image_id.into(),
-            scan_view(scan).to_string().into(),
-            rank.into(),
-            scan.end_time.clone().into(),
-        ],
-    )
-}
-
-/// Records what was derived and applies it to the image's columns, except where an admin
-/// changed a column since: a column is replaced only while it is empty or still holds the
-/// value berth derived before.
-pub fn record(db: &dyn Db, image_id: i64, contents: &Contents) -> Result<(), DbError> {
-    let before = db.query(
-        "SELECT derived FROM image_facts WHERE image_id = ?",
-        &[image_id.into()],
-    )?;
-    let old: DerivedFacts = before
-        .first()
-        .and_then(|r| serde_json::from_str(r.str("derived")).ok())
-        .unwrap_or_default();
-    let new = &contents.derived;
-    let columns = [
-        ("framework", &old.framework, &new.framework),
-        (
-            "framework_version",
-            &old.framework_version,
-            &new.framework_version,
-        ),
-        ("cuda_version", &old.cuda_version, &new.cuda_version),
-        ("python_version", &old.python_version, &new.python_version),
-    ];
-    for (column, old, new) in columns {
-        if new.is_none() {
-            continue;
+impl From<&ScanSummary> for ScanRecord {
+    fn from(scan: &ScanSummary) -> ScanRecord {
+        ScanRecord {
+            view: scan_view(scan),
+            rank: (scan.status == "Success").then(|| severity_rank(&scan.severity).unwrap_or(0)),
+            scanned_at: scan.end_time.clone(),
         }
-        db.execute(
-            &format!(
-                "UPDATE images SET {column} = ? WHERE id = ? AND ({column} IS NULL OR {column} = ?)"
-            ),
-            &[new.clone().into(), image_id.into(), old.clone().into()],
-        )?;
     }
-    if old.cuda_version.is_none() && new.cuda_version.is_some() {
-        // Ships with CUDA; set once, when CUDA is first found, so an admin's choice stays.
-        db.execute(
-            "UPDATE images SET preset_cuda = ? WHERE id = ?",
-            &[true.into(), image_id.into()],
-        )?;
+}
+
+/// Facts about the image in Harbor once it is there.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactFacts {
+    pub digest: String,
+    pub size: i64,
+    pub arch: Option<String>,
+    pub os: Option<String>,
+    pub platforms: Vec<Platform>,
+    /// Layers, derived facts and scan, for an import read through Harbor.
+    pub contents: Option<Contents>,
+}
+
+impl From<Artifact> for ArtifactFacts {
+    fn from(a: Artifact) -> ArtifactFacts {
+        let platforms: Vec<Platform> = a
+            .platforms
+            .iter()
+            .map(|p| Platform {
+                digest: p.digest.clone(),
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+                size: p.size.unwrap_or(0),
+            })
+            .collect();
+        let single = |f: fn(&Platform) -> &String| {
+            let mut values: Vec<&String> = platforms.iter().map(f).collect();
+            values.dedup();
+            (values.len() == 1).then(|| values[0].clone())
+        };
+        ArtifactFacts {
+            digest: a.digest.clone(),
+            size: a.size,
+            arch: a.architecture.clone().or_else(|| {
+                if platforms.is_empty() {
+                    None
+                } else {
+                    single(|p| &p.architecture).or(Some("multi".into()))
+                }
+            }),
+            os: a.os.clone().or_else(|| single(|p| &p.os)),
+            platforms,
+            contents: None,
+        }
     }
-    db.execute(
-        &upsert_sql(
-            "derived, cudnn_version",
-            "derived = excluded.derived, cudnn_version = excluded.cudnn_version",
-        ),
-        &[
-            image_id.into(),
-            serde_json::to_string(new).unwrap_or_default().into(),
-            new.cudnn_version.clone().into(),
-        ],
-    )?;
-    if let Some(scan) = &contents.scan {
-        record_scan(db, image_id, scan)?;
-    }
-    Ok(())
 }
 
 /// The facts of an image beyond its columns, for detail views.
@@ -220,19 +197,6 @@ pub struct ExtraFacts {
     pub cudnn_version: Option<String>,
     pub min_driver_version: Option<&'static str>,
     pub vulnerabilities: Option<Value>,
-}
-
-pub fn extra_facts(db: &dyn Db, image: &crate::model::Image) -> Result<ExtraFacts, DbError> {
-    let rows = db.query(
-        "SELECT cudnn_version, scan FROM image_facts WHERE image_id = ?",
-        &[image.id.into()],
-    )?;
-    let row = rows.first();
-    Ok(extra_facts_from(
-        image,
-        row.and_then(|r| r.opt_string("cudnn_version")),
-        row.and_then(|r| r.opt_str("scan")),
-    ))
 }
 
 /// [`ExtraFacts`] from the image and its `image_facts` columns.
@@ -248,29 +212,6 @@ pub fn extra_facts_from(
             .as_deref()
             .and_then(crate::image_facts::min_driver),
         vulnerabilities: scan.and_then(|s| serde_json::from_str(s).ok()),
-    }
-}
-
-/// The `import_require_clean_scan` variable: `false` (default), `true` (no vulnerability
-/// at all), or a severity (`medium`: nothing above it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanRequirement {
-    None,
-    AtMost(i64),
-}
-
-impl ScanRequirement {
-    pub fn from_context(ctx: &Context<'_>) -> ScanRequirement {
-        match ctx
-            .var("import_require_clean_scan")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "false" | "no" | "0" => ScanRequirement::None,
-            "true" | "yes" | "1" => ScanRequirement::AtMost(0),
-            other => ScanRequirement::AtMost(severity_rank(other).unwrap_or(0)),
-        }
     }
 }
 
@@ -327,105 +268,6 @@ pub fn gate(requirement: ScanRequirement, scan: Option<&ScanSummary>) -> ScanGat
 }
 
 /// Checks the scan requirement once Harbor holds the copy: `None` lets the import become
-/// ready; otherwise what the import waits for, or why it failed.
-pub async fn before_ready<S: HttpSender>(
-    ctx: &Context<'_>,
-    settings: &HarborSettings,
-    client: &HarborClient<S>,
-    image: &Image,
-    facts: &ArtifactFacts,
-) -> Result<Option<&'static str>, ApiError> {
-    let scan = facts.contents.as_ref().and_then(|c| c.scan.as_ref());
-    match gate(ScanRequirement::from_context(ctx), scan) {
-        ScanGate::Pass => Ok(None),
-        ScanGate::Wait { ask } => {
-            if ask {
-                let repo = repository_in_project(settings, &image.repository);
-                if let Err(e) = client.scan_artifact(repo, &facts.digest).await {
-                    eprintln!(
-                        "warning: asking Harbor to scan {repo}@{}: {e}",
-                        facts.digest
-                    );
-                }
-            }
-            ctx.db.execute(
-                "UPDATE imports SET message = ?, last_event_at = ? \
-                 WHERE id = (SELECT MAX(id) FROM imports WHERE image_id = ?) AND state IN ('pending', 'running')",
-                &[
-                    "copied; waiting for Harbor's vulnerability scan (import_require_clean_scan)"
-                        .into(),
-                    crate::time::now_rfc3339().into(),
-                    image.id.into(),
-                ],
-            )?;
-            Ok(Some("waiting: the vulnerability scan"))
-        }
-        ScanGate::Fail(message) => {
-            if let Some(scan) = scan {
-                record_scan(ctx.db, image.id, scan)?;
-            }
-            crate::imports::observe(ctx.db, image.id, &Observation::Failed, Some(&message), None)?;
-            Ok(Some("failed: the vulnerability scan is not clean"))
-        }
-    }
-}
-
-/// Harbor's SCANNING_COMPLETED and SCANNING_FAILED: records the scan on the image whose tag
-/// or digest it names, and makes an import that waited for it due for a read.
-pub fn scanning_event(
-    ctx: &Context<'_>,
-    settings: &HarborSettings,
-    data: &Value,
-) -> Result<&'static str, ApiError> {
-    let repo = data["repository"]["repo_full_name"]
-        .as_str()
-        .unwrap_or_default();
-    let resource = &data["resources"][0];
-    let tag = resource["tag"].as_str().unwrap_or_default();
-    let digest = resource["digest"].as_str().unwrap_or_default();
-    let image =
-        match crate::imports::image_at(ctx.db, &settings.registry_host, repo, tag)? {
-            Some(i) if !tag.is_empty() => Some(i),
-            _ => {
-                let rows = ctx.db.query(
-                &format!(
-                    "SELECT {} FROM images WHERE registry = ? AND repository = ? AND digest = ?",
-                    crate::model::IMAGE_COLUMNS
-                ),
-                &[settings.registry_host.clone().into(), repo.into(), digest.into()],
-            )?;
-                rows.first().map(|r| Image::from_row(&r))
-            }
-        };
-    let Some(image) = image
-        .filter(|i| digest.is_empty() || i.digest.is_none() || i.digest.as_deref() == Some(digest))
-    else {
-        return Ok("ignored: no image has this artifact");
-    };
-    // SCANNING_FAILED may come without a summary.
-    let scan =
-        ScanSummary::from_overview(&resource["scan_overview"]).unwrap_or_else(|| ScanSummary {
-            status: "Error".to_owned(),
-            ..ScanSummary::default()
-        });
-    record_scan(ctx.db, image.id, &scan)?;
-    // The detail shows the scan, and its entity tag is the image's revision.
-    ctx.db.execute(
-        "UPDATE images SET revision = revision + 1 WHERE id = ?",
-        &[image.id.into()],
-    )?;
-    if image.status == "importing"
-        && let Some(row) = crate::imports::latest_import(ctx.db, image.id)?
-        && !row.state.phase.is_terminal()
-    {
-        // The webhook answers within Harbor's budget: an import waiting for its scan is
-        // made due, and the sweep (or the next read) completes it.
-        crate::imports::note_harbor_event(ctx, &row, false)?;
-        return Ok("scan recorded: the import is due for a read");
-    }
-    Ok("scan recorded")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,7 +175,7 @@ pub struct SchemaCheck {
 impl SchemaCheck {
     pub fn new(ctx: &crate::config::Context<'_>) -> SchemaCheck {
         SchemaCheck {
-            registry: crate::imports::registry_host(ctx),
+            registry: ctx.settings.registry_host().map(str::to_owned),
         }
     }
 

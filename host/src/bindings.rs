@@ -21,12 +21,12 @@ wasmtime::component::bindgen!({
     ",
     with: {
         // Both SQLite interface versions share one connection type and one table.
-        "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
-        "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
-        "fermyon:spin/key-value.store": crate::key_value::Store,
+        "fermyon:spin/sqlite.connection": crate::interfaces::sqlite::Connection,
+        "spin:sqlite/sqlite.connection": crate::interfaces::sqlite::Connection,
+        "fermyon:spin/key-value.store": crate::interfaces::key_value::Store,
         // Both PostgreSQL interface versions share one connection type and one pool.
-        "spin:postgres/postgres@3.0.0.connection": crate::postgres::Connection,
-        "spin:postgres/postgres@4.0.0.connection": crate::postgres::Connection,
+        "spin:postgres/postgres@3.0.0.connection": crate::interfaces::postgres::Connection,
+        "spin:postgres/postgres@4.0.0.connection": crate::interfaces::postgres::Connection,
     },
     // Resource-table lookups can fail; such failures trap instead of reaching the guest.
     // PostgreSQL is network I/O: async host functions.

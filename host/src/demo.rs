@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use harbor_sim::{SimOptions, Simulator};
 
 use crate::demo_buildah::{self, RealBuilds};
+use crate::interfaces::variables::AppVariables;
 use crate::manifest::App;
-use crate::variables::AppVariables;
 
 /// Where demo mode keeps the secrets it generated (TOML, mode 0600).
 pub fn secrets_file(state_dir: &Path) -> PathBuf {

@@ -1,28 +1,19 @@
 //! `berth`: runs berth's Spin HTTP components locally, in tests and at the edge, like `spin up`.
 
-mod bench;
+mod allowed_hosts;
 mod bindings;
 mod build;
 mod cli;
 mod demo;
 mod demo_buildah;
-mod key_value;
+mod interfaces;
 mod limits;
 mod manifest;
-mod outbound_http;
-/// The e2e suite's throwaway PostgreSQL cluster: the live spin:postgres tests and
-/// `berth bench --stores postgres` start one.
-#[path = "../../tests/support/postgres.rs"]
-#[allow(dead_code)]
-mod pg_cluster;
-mod postgres;
 mod routes;
 mod runtime;
 mod server;
-mod sqlite;
 mod sweep;
 mod token;
-mod variables;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,7 +62,7 @@ enum Command {
         runner: demo::RunnerChoice,
     },
     /// Benchmark: seed catalogs of N images, serve them and measure under HTTP load.
-    Bench(bench::BenchArgs),
+    Bench(berth_bench::BenchArgs),
     /// Run each component's `[component.<id>.build] command` (like `spin build`), or with
     /// `--name`, build a custom image on berth from a Dockerfile.
     Build(cli::BuildArgs),
@@ -163,8 +154,10 @@ fn run(command: Command) -> Result<()> {
                 .context("cannot start the async runtime")?;
             rt.block_on(async move {
                 let demo = demo::start_if_unconfigured(&app, listen, runner, &state_dir).await?;
-                let app_vars =
-                    variables::AppVariables::from_environment_with(&app, &demo.fallbacks)?;
+                let app_vars = interfaces::variables::AppVariables::from_environment_with(
+                    &app,
+                    &demo.fallbacks,
+                )?;
                 if let Some(real) = &demo.real_builds {
                     let token = token::issue(&app, "berth-up", "admin", "10m", &state_dir)?;
                     let base_url = format!("http://{listen}");
@@ -206,7 +199,14 @@ fn run(command: Command) -> Result<()> {
             })
         }
         Command::Client(_) => unreachable!("the client commands are run by main"),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => {
+            let manifest = manifest_path(args.from.clone());
+            let manifest = std::fs::canonicalize(&manifest)
+                .with_context(|| format!("cannot find {}", manifest.display()))?;
+            let app = manifest::parse_file(&manifest)?;
+            manifest::check_sources(&app).context("build the components first: berth build")?;
+            berth_bench::run(args, &manifest)
+        }
         Command::Build(b) => build::run(&manifest_path(
             b.file.unwrap_or_else(|| PathBuf::from("spin.toml")),
         )),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use crate::variables::{self, Template};
+use crate::interfaces::variables::{self, Template};
 
 /// A validated application: everything `berth up` needs, with paths made absolute.
 #[derive(Debug, Clone)]

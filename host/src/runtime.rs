@@ -11,11 +11,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings;
-use crate::key_value::KeyValueState;
-use crate::outbound_http::OutboundHttp;
-use crate::postgres::PostgresState;
-use crate::sqlite::SqliteState;
-use crate::variables::VariablesState;
+use crate::interfaces::key_value::KeyValueState;
+use crate::interfaces::outbound_http::OutboundHttp;
+use crate::interfaces::postgres::PostgresState;
+use crate::interfaces::sqlite::SqliteState;
+use crate::interfaces::variables::VariablesState;
 
 /// Everything one component instance (one request) can reach.
 pub struct InstanceState {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::interfaces::variables::AppVariables;
 use crate::server::Server;
-use crate::variables::AppVariables;
 
 pub const ROUTE: &str = "/api/v1/internal/sweep";
 

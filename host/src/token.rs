@@ -5,8 +5,8 @@ use berth_domain::auth::{Claims, Role, issue_token};
 
 use std::path::Path;
 
+use crate::interfaces::variables::AppVariables;
 use crate::manifest::App;
-use crate::variables::AppVariables;
 
 /// Parses `30s`, `15m`, `1h`, `7d` (a bare number is seconds) into seconds.
 pub fn parse_ttl(ttl: &str) -> Result<i64> {

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::jobs::{JobSpec, Refusal, Runner};
-use berth_domain::builds::signature_matches;
+use berth_domain::auth::signature_matches;
 
 /// Largest request body read (a job with a 64 KiB Dockerfile fits easily).
 const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -477,7 +477,7 @@ fn sweep_cronjob_calls_the_sweep_route_like_a_scheduler() {
         Some("progress"),
         "{path} reaches the progress component"
     );
-    let served = std::fs::read_to_string(repo_root().join("domain/src/imports.rs")).unwrap();
+    let served = std::fs::read_to_string(repo_root().join("domain/src/api/progress.rs")).unwrap();
     assert!(
         served.contains(r#"("POST", ["api", "v1", "internal", "sweep"])"#),
         "the progress router serves POST {path}"

@@ -2,7 +2,7 @@
 //! state dir; helpers to call it as an anonymous user, a user or an admin.
 //!
 //! The store: SQLite in the state dir, or with `BERTH_TEST_STORE=postgres` a fresh database
-//! on a throwaway PostgreSQL cluster (`postgres.rs`, one cluster per test binary).
+//! on a throwaway PostgreSQL cluster (`berth-test-support`, one cluster per test binary).
 //!
 //! Needs `target/release/berth` and the components (`scripts/test.sh` builds both), or
 //! `BERTH_BIN` pointing at a host binary.
@@ -21,11 +21,11 @@ use serde_json::Value;
 
 pub mod fixtures;
 pub mod harbor;
-pub mod postgres;
 pub mod proxy;
 pub mod spin;
 pub mod tally;
 
+pub use berth_test_support::postgres;
 pub use spin::{Host, skip_on_spin, test_host};
 
 pub const JWT_SECRET: &str = "test-jwt-secret";

@@ -1,7 +1,7 @@
 //! berth's bindings to Spin: the domain's `Db` and `Variables` over spin-sdk, request and
 //! response conversion, and local service chaining. Components stay a few lines each.
 
-use berth_domain::config::{Context, Variables};
+use berth_domain::config::{Context, Settings, Store, Variables};
 use berth_domain::db::{Db, DbError, Dialect, Rows, Value};
 use berth_domain::envelope::{Api, ApiError};
 use berth_domain::http::{Request, Response};
@@ -129,19 +129,17 @@ impl Variables for SpinVariables {
 
 /// Opens the store the `store` variable selects.
 pub fn open_db() -> Result<Box<dyn Db>, ApiError> {
-    match SpinVariables.get("store").as_deref().unwrap_or("sqlite") {
-        "sqlite" | "" => sqlite::Connection::open_default()
+    let settings = Settings::new(&SpinVariables);
+    match settings.store() {
+        Store::Sqlite => sqlite::Connection::open_default()
             .map(|c| Box::new(SpinSqlite(c)) as Box<dyn Db>)
             .map_err(|e| ApiError::internal("opening the database", format!("{e:?}"))),
-        "postgres" => {
-            let url = SpinVariables.get("db_url").unwrap_or_default();
-            pg4::Connection::open(&url)
-                .map(|c| Box::new(SpinPostgres(c)) as Box<dyn Db>)
-                .map_err(|e| {
-                    ApiError::internal("connecting to PostgreSQL", trim_pg_error(&format!("{e:?}")))
-                })
-        }
-        other => Err(ApiError::internal(
+        Store::Postgres => pg4::Connection::open(settings.db_url().expose())
+            .map(|c| Box::new(SpinPostgres(c)) as Box<dyn Db>)
+            .map_err(|e| {
+                ApiError::internal("connecting to PostgreSQL", trim_pg_error(&format!("{e:?}")))
+            }),
+        Store::Unknown(other) => Err(ApiError::internal(
             "opening the database",
             format!("unknown store '{other}'"),
         )),
@@ -218,7 +216,7 @@ pub fn open_db_for(req: &Request) -> Result<Box<dyn Db>, Response> {
 pub fn context(db: &dyn Db) -> Context<'_> {
     Context {
         db,
-        vars: &SpinVariables,
+        settings: Settings::new(&SpinVariables),
         now: now_unix(),
     }
 }
@@ -301,7 +299,9 @@ impl HttpSender for SpinHttp {
 }
 
 /// Defines a component's HTTP entry point that runs `$handler` (an async domain handler
-/// taking the request, its context and an HTTP sender) on this request's database.
+/// taking the request, its context and an HTTP sender) on this request's database. With
+/// `forward = $forward`, a request `$forward` names another component for is passed to that
+/// component instead.
 #[macro_export]
 macro_rules! serve_with {
     ($handler:path) => {
@@ -311,6 +311,20 @@ macro_rules! serve_with {
             let res = match $crate::open_db_for(&req) {
                 Ok(db) => $handler(&req, &$crate::context(db.as_ref()), $crate::SpinHttp).await,
                 Err(res) => res,
+            };
+            $crate::from_domain(res)
+        }
+    };
+    ($handler:path, forward = $forward:path) => {
+        #[spin_sdk::http_component]
+        async fn handle(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
+            let req = $crate::to_domain(req);
+            let res = match $forward(&req) {
+                Some(component) => $crate::forward(component, &req).await,
+                None => match $crate::open_db_for(&req) {
+                    Ok(db) => $handler(&req, &$crate::context(db.as_ref()), $crate::SpinHttp).await,
+                    Err(res) => res,
+                },
             };
             $crate::from_domain(res)
         }

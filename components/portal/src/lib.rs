@@ -1,7 +1,7 @@
 //! portal: the web portal's single-page app (built from `portal/` into the .wasm by
 //! build.rs) and its demo sign-in.
 
-use berth_domain::portal::Asset;
+use berth_domain::api::portal::Asset;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
@@ -11,7 +11,7 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 #[http_component]
 fn handle(req: Request) -> Response {
     let req = berth_spin::to_domain(req);
-    let res = berth_domain::portal::handle(
+    let res = berth_domain::api::portal::handle(
         &req,
         ASSETS,
         &berth_spin::SpinVariables,

@@ -15,7 +15,7 @@ mod types;
 #[cfg(test)]
 mod contract_tests;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
