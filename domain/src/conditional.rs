@@ -30,9 +30,10 @@ pub fn list(
     revision: impl FnOnce() -> Result<i64, ApiError>,
     page: impl FnOnce() -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
-    let query = parse(&req.query_pairs())?;
+    let pairs = req.query_pairs();
+    parse(&pairs)?;
     let revision = revision()?;
-    let tag = list_tag(revision, &req.path, caller, &query);
+    let tag = list_tag(revision, &req.path, caller, &pairs);
     if none_match_fails(req.header("if-none-match"), &tag) {
         return Ok(not_modified(&tag));
     }
@@ -55,25 +56,27 @@ pub fn detail(req: &Request, res: Response) -> Response {
 
 /// A weak tag: two pages with the same tag are the same list, not necessarily the same
 /// bytes (a setting or a new build may render a field differently). Opaque: a hash of the
-/// revision, the path, the caller's name and role and the parsed query (so `a=1&b=2` and
-/// `b=2&a=1` share it), and the build.
-fn list_tag(revision: i64, path: &str, caller: &Caller, query: &ListQuery) -> String {
-    let (schema, revision, query) = (
+/// revision, the path, the caller's name and role, the query's parameters in key order (so
+/// `a=1&b=2` and `b=2&a=1` share it; a repeated key keeps its values' order, which the
+/// parser may depend on), and the build.
+fn list_tag(revision: i64, path: &str, caller: &Caller, query: &[(String, String)]) -> String {
+    let (schema, revision) = (
         migrations::latest_version().to_string(),
         revision.to_string(),
-        format!("{query:?}"),
     );
-    let parts: [&str; 7] = [
+    let mut query: Vec<&(String, String)> = query.iter().collect();
+    query.sort_by(|a, b| a.0.cmp(&b.0));
+    let head: [&str; 6] = [
         env!("CARGO_PKG_VERSION"),
         &schema,
         &revision,
         path,
         caller.role.as_str(),
         &caller.name,
-        &query,
     ];
+    let parameters = query.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
     let mut h = Sha256::new();
-    for part in parts {
+    for part in head.into_iter().chain(parameters) {
         h.update(part.len().to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -177,7 +180,7 @@ mod tests {
             name: name.into(),
             role,
         };
-        let q = |s: &str| ListQuery::from_v1(&crate::http::parse_query(s)).unwrap();
+        let q = |s: &str| crate::http::parse_query(s);
         let base = list_tag(
             1,
             "/api/v1/images",
@@ -209,10 +212,14 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
-        // The parsed query: order and defaults do not matter.
+        // The parameters' order does not matter, a repeated key's values' order does.
         assert_eq!(
             list_tag(1, "/p", &user("a", Role::User), &q("page=2&page_size=20")),
             list_tag(1, "/p", &user("a", Role::User), &q("page_size=20&page=2"))
+        );
+        assert_ne!(
+            list_tag(1, "/p", &user("a", Role::User), &q("name=a&name=b")),
+            list_tag(1, "/p", &user("a", Role::User), &q("name=b&name=a"))
         );
     }
 }
