@@ -21,12 +21,17 @@ fi
 # The portal's browser tests (tests/portal.rs) drive Debian's Chromium with Playwright
 # (node, from portal/node_modules); the portal's build (`berth build`) needs npm. A CJK font
 # makes the screenshots of the Chinese labels readable.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 \
-  || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+# Only what is missing: Debian's npm conflicts with a Node.js installed from elsewhere
+# (NodeSource's nodejs ships its own npm).
+missing_portal_tools=""
+command -v chromium >/dev/null 2>&1 || missing_portal_tools="$missing_portal_tools chromium"
+command -v npm >/dev/null 2>&1 || missing_portal_tools="$missing_portal_tools nodejs npm"
+[ -d /usr/share/fonts/truetype/wqy ] || missing_portal_tools="$missing_portal_tools fonts-wqy-zenhei"
+if [ -n "$missing_portal_tools" ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium nodejs npm fonts-wqy-zenhei >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing_portal_tools >/dev/null
 fi
 if [ ! -d portal/node_modules ]; then
   (cd portal && npm ci --no-audit --no-fund)
