@@ -21,23 +21,24 @@ const CACHE_CONTROL: &str = "private, no-cache";
 pub type ParseQuery = fn(&[(String, String)]) -> Result<ListQuery, ApiError>;
 
 /// A list page (`/api/v1/images`, `/api/images`): 304 when `If-None-Match` names the tag
-/// the same caller got for the same query at the current revision; otherwise `page()`'s
-/// response with the tag. The query is parsed first, so an invalid one is still a 400.
+/// the same caller got for the same query at the current revision; otherwise `page`'s
+/// response for the parsed query, with the tag. The query is parsed first, so an invalid
+/// one is still a 400.
 pub fn list(
     req: &Request,
     caller: &Caller,
     parse: ParseQuery,
     revision: impl FnOnce() -> Result<i64, ApiError>,
-    page: impl FnOnce() -> Result<Response, ApiError>,
+    page: impl FnOnce(&ListQuery) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     let pairs = req.query_pairs();
-    parse(&pairs)?;
+    let query = parse(&pairs)?;
     let revision = revision()?;
     let tag = list_tag(revision, &req.path, caller, &pairs);
     if none_match_fails(req.header("if-none-match"), &tag) {
         return Ok(not_modified(&tag));
     }
-    Ok(with_validators(page()?, &tag))
+    Ok(with_validators(page(&query)?, &tag))
 }
 
 /// An image's detail, already read: 304 when `If-None-Match` names its tag.

@@ -47,7 +47,7 @@ pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) 
                 caller,
                 ListQuery::from_v1,
                 || catalog::revision(ctx),
-                || catalog::list_v1(req, ctx, caller),
+                |q| catalog::list_v1(q, ctx, caller),
             ),
             ("GET", ["api", "v1", "images", id]) => catalog::detail_v1(parse_id(id)?, ctx, caller)
                 .map(|res| conditional::detail(req, res)),
@@ -62,7 +62,7 @@ pub async fn handle<S: HttpSender>(req: &Request, ctx: &Context<'_>, sender: S) 
                 caller,
                 ListQuery::from_console,
                 || catalog::revision(ctx),
-                || catalog::list_console(req, ctx, caller),
+                |q| catalog::list_console(q, ctx, caller),
             ),
             ("GET", ["api", "images", id]) => catalog::detail_console(parse_id(id)?, ctx, caller)
                 .map(|res| conditional::detail(req, res)),

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::config::Context;
 use crate::envelope::{Api, ApiError};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::query::{ListQuery, View};
 use crate::store::image_detail::{self, Detail};
 use crate::store::images as store;
@@ -35,8 +35,8 @@ pub fn revision(ctx: &Context<'_>) -> Result<i64, ApiError> {
     Ok(store::catalog_revision(ctx.db)?)
 }
 
-pub fn list_v1(req: &Request, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
-    let q = ListQuery::from_v1(&req.query_pairs())?;
+/// A `/api/v1/images` page for a query already parsed (`ListQuery::from_v1`).
+pub fn list_v1(q: &ListQuery, ctx: &Context<'_>, caller: &Caller) -> Result<Response, ApiError> {
     Ok(match q.view {
         View::Default => {
             let (images, total) = store::list(ctx.db, &q, caller)?;
@@ -122,12 +122,12 @@ pub fn etag(image: &crate::model::Image) -> String {
     format!("\"{}\"", image.revision)
 }
 
+/// An `/api/images` page for a query already parsed (`ListQuery::from_console`).
 pub fn list_console(
-    req: &Request,
+    q: &ListQuery,
     ctx: &Context<'_>,
     caller: &Caller,
 ) -> Result<Response, ApiError> {
-    let q = ListQuery::from_console(&req.query_pairs())?;
     let (images, total) = store::list(ctx.db, &q, caller)?;
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
