@@ -1,6 +1,6 @@
 //! Embeds the built portal (`portal/dist`, made by `npm run build`) into the component:
-//! writes `$OUT_DIR/assets.rs` with one `Asset` per file, and its `.gz` twin when the
-//! front-end build made one.
+//! writes `$OUT_DIR/assets.rs` with one `Asset` per file: its `.gz` twin when the front-end
+//! build made one (the file itself is then left out), the file as it is otherwise.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,16 +55,13 @@ fn write_assets(out: &Path, root: &Path, files: &[PathBuf]) {
     for file in files {
         let rel = file.strip_prefix(root).expect("under the root");
         let url = format!("/{}", rel.to_string_lossy().replace('\\', "/"));
-        let abs = file.canonicalize().expect("an existing file");
         let gz = PathBuf::from(format!("{}.gz", file.display()));
-        let gzip = if gz.is_file() {
-            format!("Some(include_bytes!({:?}))", gz.canonicalize().unwrap())
-        } else {
-            "None".to_owned()
-        };
+        let gzipped = gz.is_file();
+        let embedded = if gzipped { &gz } else { file };
+        let abs = embedded.canonicalize().expect("an existing file");
         writeln!(
             code,
-            "    Asset {{ path: {url:?}, bytes: include_bytes!({abs:?}), gzip: {gzip} }},"
+            "    Asset {{ path: {url:?}, bytes: include_bytes!({abs:?}), gzipped: {gzipped} }},"
         )
         .unwrap();
     }

@@ -23,8 +23,14 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $name,
-            sqlite: include_str!(concat!("../../migrations/sqlite/", $name, ".sql")),
-            postgres: include_str!(concat!("../../migrations/postgres/", $name, ".sql")),
+            // migrations/ without comments and indentation (build.rs).
+            sqlite: include_str!(concat!(env!("OUT_DIR"), "/migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!(
+                env!("OUT_DIR"),
+                "/migrations/postgres/",
+                $name,
+                ".sql"
+            )),
         }
     };
 }

@@ -1,8 +1,12 @@
 //! The OpenAPI 3.1 document of berth's whole HTTP API, served at `GET /api/v1/openapi.json`.
 //!
-//! Built in code so it shares the validation constants (page sizes, sort keys) with the
-//! handlers; an end-to-end test checks every route in spin.toml against it and every
-//! operation in it against the running app.
+//! Written in code so it shares the validation constants (page sizes, sort keys, the body
+//! limit) with the handlers, and served from `docs/openapi.json`, that code's output, made
+//! compact by build.rs: a static string is much smaller in the catalog component than the
+//! code that builds it. A unit test fails when the file is not what [`document`] makes
+//! (`BERTH_BLESS=1 cargo test -p berth-domain openapi` rewrites it); an end-to-end test
+//! checks every route in spin.toml against it and every operation in it against the
+//! running app.
 
 use serde_json::{Map, Value, json};
 
@@ -445,6 +449,10 @@ fn schemas() -> Value {
     })
 }
 
+/// The document as served: `docs/openapi.json` ([`document`]'s output) without its
+/// whitespace.
+pub const SERVED: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
+
 /// The whole document.
 pub fn document() -> Value {
     let image = reference("Image");
@@ -603,4 +611,35 @@ pub fn document() -> Value {
         .params(vec![json!({"name": "build_id", "in": "path", "required": true, "schema": {"type": "string"}})])
         .errors(&[401, 404, 409]))});
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = include_str!("../../../docs/openapi.json");
+
+    /// The file is pretty-printed so that a change to the API shows as a readable diff.
+    #[test]
+    fn docs_openapi_json_is_the_generated_document() {
+        let generated = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+        if std::env::var_os("BERTH_BLESS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
+        assert!(
+            FILE == generated,
+            "docs/openapi.json is not what openapi::document() makes: \
+             run `BERTH_BLESS=1 cargo test -p berth-domain openapi` and commit the file"
+        );
+    }
+
+    #[test]
+    fn the_served_document_is_the_file_without_whitespace() {
+        let served: Value = serde_json::from_str(SERVED).unwrap();
+        assert_eq!(served, serde_json::from_str::<Value>(FILE).unwrap());
+        assert!(!SERVED.contains("\n  "), "served compact");
+        assert!(SERVED.len() < FILE.len() / 2);
+    }
 }

@@ -12,9 +12,11 @@ use crate::http::{Request, Response};
 pub struct Asset {
     /// The URL path, e.g. `/index.html` or `/assets/index-3f2a9c.js`.
     pub path: &'static str,
+    /// The file, gzip-compressed when `gzipped` (the front-end build compresses a file when
+    /// that makes it smaller). Only one form is embedded: the portal's files are most of
+    /// the component's size, and every browser accepts gzip.
     pub bytes: &'static [u8],
-    /// The same file gzip-compressed, for clients that accept it (only when smaller).
-    pub gzip: Option<&'static [u8]>,
+    pub gzipped: bool,
 }
 
 /// How long a demo session token lives: the portal asks for a new one when it expires.
@@ -110,23 +112,34 @@ fn serve_asset(req: &Request, assets: &[Asset]) -> Response {
         ("cache-control".to_owned(), cache.to_owned()),
         ("x-content-type-options".to_owned(), "nosniff".to_owned()),
     ];
-    let body = match asset.gzip {
-        Some(gz) => {
-            headers.push(("vary".into(), "Accept-Encoding".into()));
-            if accepts_gzip(req.header("accept-encoding").unwrap_or("")) {
-                headers.push(("content-encoding".into(), "gzip".into()));
-                gz
-            } else {
-                asset.bytes
+    let body = if !asset.gzipped {
+        asset.bytes.to_vec()
+    } else {
+        headers.push(("vary".into(), "Accept-Encoding".into()));
+        if accepts_gzip(req.header("accept-encoding").unwrap_or("")) {
+            headers.push(("content-encoding".into(), "gzip".into()));
+            asset.bytes.to_vec()
+        } else {
+            match gunzip(asset.bytes) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let context = format!("inflating the portal's {}", asset.path);
+                    return ApiError::internal(&context, e).into_response(Api::V1);
+                }
             }
         }
-        None => asset.bytes,
     };
     Response {
         status: 200,
         headers,
-        body: body.to_vec(),
+        body,
     }
+}
+
+fn gunzip(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut out)?;
+    Ok(out)
 }
 
 fn has_extension(path: &str) -> bool {
@@ -172,22 +185,36 @@ mod tests {
     use crate::auth::verify_token;
     use std::collections::HashMap;
 
-    const ASSETS: &[Asset] = &[
-        Asset {
-            path: "/index.html",
-            bytes: b"<div id=app></div>",
-            gzip: None,
-        },
-        Asset {
-            path: "/assets/index-abc123.js",
-            bytes: b"console.log(1)",
-            gzip: Some(b"\x1f\x8bgz"),
-        },
-    ];
+    /// `console.log(1)`, gzip-compressed.
+    static SCRIPT_GZ: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, b"console.log(1)").unwrap();
+        gz.finish().unwrap()
+    });
+
+    static ASSETS: std::sync::LazyLock<[Asset; 3]> = std::sync::LazyLock::new(|| {
+        [
+            Asset {
+                path: "/index.html",
+                bytes: b"<div id=app></div>",
+                gzipped: false,
+            },
+            Asset {
+                path: "/assets/index-abc123.js",
+                bytes: &SCRIPT_GZ,
+                gzipped: true,
+            },
+            Asset {
+                path: "/assets/broken-1.js",
+                bytes: b"\x1f\x8bnot gzip",
+                gzipped: true,
+            },
+        ]
+    });
 
     fn get(path: &str, accept: &str) -> Response {
         let req = Request::new("GET", path).with_header("accept-encoding", accept);
-        handle(&req, ASSETS, &HashMap::new(), 0)
+        handle(&req, &*ASSETS, &HashMap::new(), 0)
     }
 
     #[test]
@@ -216,10 +243,15 @@ mod tests {
     fn gzip_only_when_accepted() {
         let js = get("/assets/index-abc123.js", "br, gzip, deflate");
         assert_eq!(js.header("content-encoding"), Some("gzip"));
-        assert_eq!(js.body, b"\x1f\x8bgz");
+        assert_eq!(js.body, *SCRIPT_GZ);
         assert_eq!(js.header("vary"), Some("Accept-Encoding"));
         let refused = get("/assets/index-abc123.js", "gzip;q=0, br");
         assert_eq!(refused.header("content-encoding"), None);
+        assert_eq!(refused.body, b"console.log(1)", "inflated for the client");
+        assert_eq!(refused.header("vary"), Some("Accept-Encoding"));
+        // A corrupt embedded file is the build's fault: a 500 that names it, no panic.
+        let broken = get("/assets/broken-1.js", "");
+        assert_eq!(broken.status, 500);
     }
 
     #[test]
@@ -230,7 +262,7 @@ mod tests {
         let api = get("/api/v2/whatever", "");
         assert_eq!(api.status, 404);
         assert_eq!(api.body_json()["code"], 404);
-        let post = handle(&Request::new("POST", "/"), ASSETS, &HashMap::new(), 0);
+        let post = handle(&Request::new("POST", "/"), &*ASSETS, &HashMap::new(), 0);
         assert_eq!(post.status, 405);
     }
 
@@ -240,7 +272,7 @@ mod tests {
         assert_eq!(none.status, 200);
         assert_eq!(none.body_json()["data"], Value::Null);
         let vars = HashMap::from([("portal_demo_user", "demo"), ("jwt_secret", "s3cret")]);
-        let res = handle(&Request::new("GET", "/portal/session"), ASSETS, &vars, 1000);
+        let res = handle(&Request::new("GET", "/portal/session"), &*ASSETS, &vars, 1000);
         assert_eq!(res.status, 200);
         assert_eq!(res.header("cache-control"), Some("no-store"));
         let data = &res.body_json()["data"];
