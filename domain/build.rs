@@ -23,15 +23,18 @@ fn main() {
         for entry in std::fs::read_dir(&dir).expect("migrations/ is readable") {
             let path = entry.unwrap().path();
             let sql = std::fs::read_to_string(&path).unwrap();
-            let target = out.join("migrations").join(dialect).join(path.file_name().unwrap());
+            let target = out
+                .join("migrations")
+                .join(dialect)
+                .join(path.file_name().unwrap());
             std::fs::write(target, minify_sql(&sql)).unwrap();
         }
     }
 }
 
-/// SQL without `--` comments, indentation, runs of blanks, trailing blanks and blank lines. The same
-/// quoting rules as `migrations::split_statements`: nothing changes inside a `'…'` literal,
-/// and `--` inside a PostgreSQL `$$` body is kept (only its lines' indentation goes).
+/// SQL without `--` comments, indentation, runs of blanks, trailing blanks and blank lines.
+/// The same quoting rules as `migrations::split_statements`: nothing changes inside a `'…'`
+/// literal, and `--` inside a PostgreSQL `$$` body is kept (only its blanks shrink).
 fn minify_sql(sql: &str) -> String {
     let bytes = sql.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(sql.len());
@@ -40,14 +43,11 @@ fn minify_sql(sql: &str) -> String {
     while i < bytes.len() {
         let b = bytes[i];
         if !in_quote {
-            let blank = b == b' ' || b == b'\t';
-            // Indentation, and alignment: one blank between tokens is enough.
-            if blank && (line_start || out.last().is_some_and(|c| *c == b' ')) {
-                i += 1;
-                continue;
-            }
-            if b == b'\t' {
-                out.push(b' ');
+            // Indentation goes; any other run of blanks becomes one space.
+            if b == b' ' || b == b'\t' {
+                if !line_start && out.last() != Some(&b' ') {
+                    out.push(b' ');
+                }
                 i += 1;
                 continue;
             }
@@ -58,7 +58,7 @@ fn minify_sql(sql: &str) -> String {
                 continue;
             }
             if b == b'\n' {
-                while out.last().is_some_and(|c| *c == b' ' || *c == b'\t') {
+                if out.last() == Some(&b' ') {
                     out.pop();
                 }
                 if out.last().is_some_and(|c| *c != b'\n') {

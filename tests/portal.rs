@@ -113,9 +113,15 @@ fn portal_is_served_at_the_root_with_caching_and_gzip() {
     std::io::Read::read_to_end(&mut gzip.into_reader(), &mut packed).unwrap();
     assert_eq!(&packed[..2], b"\x1f\x8b", "not gzip data");
     let mut inflated = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut inflated)
-        .unwrap();
-    assert_eq!(inflated, plain.text, "a client without gzip gets the same file");
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(
+        inflated, plain.text,
+        "a client without gzip gets the same file"
+    );
     assert!(
         packed.len() < plain.text.len() / 2,
         "gzip {} vs {} bytes",

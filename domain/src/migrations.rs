@@ -24,7 +24,12 @@ macro_rules! migration {
             version: $version,
             name: $name,
             // migrations/ without comments and indentation (build.rs).
-            sqlite: include_str!(concat!(env!("OUT_DIR"), "/migrations/sqlite/", $name, ".sql")),
+            sqlite: include_str!(concat!(
+                env!("OUT_DIR"),
+                "/migrations/sqlite/",
+                $name,
+                ".sql"
+            )),
             postgres: include_str!(concat!(
                 env!("OUT_DIR"),
                 "/migrations/postgres/",

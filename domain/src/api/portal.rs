@@ -272,7 +272,12 @@ mod tests {
         assert_eq!(none.status, 200);
         assert_eq!(none.body_json()["data"], Value::Null);
         let vars = HashMap::from([("portal_demo_user", "demo"), ("jwt_secret", "s3cret")]);
-        let res = handle(&Request::new("GET", "/portal/session"), &*ASSETS, &vars, 1000);
+        let res = handle(
+            &Request::new("GET", "/portal/session"),
+            &*ASSETS,
+            &vars,
+            1000,
+        );
         assert_eq!(res.status, 200);
         assert_eq!(res.header("cache-control"), Some("no-store"));
         let data = &res.body_json()["data"];
