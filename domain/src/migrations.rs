@@ -242,7 +242,8 @@ fn keep_official_images_in(db: &dyn Db, registry: &str) -> Result<(), DbError> {
 /// Splits a migration file into statements on `;`, outside quotes, `--` comments and
 /// PostgreSQL `$$` bodies. A SQLite `CREATE TRIGGER ... BEGIN ... END;` is one statement: its
 /// body's `;` do not split it (the body must not hold an `END;` of its own, e.g. `CASE ... END;`).
-/// Spin's SQL interfaces run one statement per call.
+/// Spin's SQL interfaces run one statement per call. `build.rs`'s `minify_sql` follows the
+/// same quoting rules: change them together.
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
